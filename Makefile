@@ -1,0 +1,31 @@
+# Thin on purpose: bootstrap .venv, then hand over to the workshop CLI, pytest or mkdocs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-installs when pyproject.toml changes or the venv is missing or broken.
+STAMP  := $(VENV)/.installed
+
+.PHONY: check test docs bench clean
+
+check: $(STAMP) ## Grade your labs and show your progress
+	@$(BIN)/workshop check
+
+test: $(STAMP) ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks)
+	$(BIN)/python -m pytest tests tests/meta --target=solutions
+
+docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+bench: $(STAMP) ## Print the performance figures (grading time, suite time, cold and warm starts)
+	$(BIN)/workshop bench
+
+clean: ## Remove the virtual environment and build output
+	rm -rf $(VENV) site
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed; found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
+	@$(BIN)/python -c '' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	@echo "Installing the workshop into $(VENV) (first run only, a few minutes)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(STAMP)

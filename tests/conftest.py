@@ -1,0 +1,85 @@
+"""Fixtures shared by every grader, and the switch between the learner's code and the reference.
+
+    pytest                       grades labs/ (your code)
+    pytest --target=solutions    grades solutions/ (the reference); or WORKSHOP_TARGET=solutions
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from workshop import paths, sandbox
+from workshop.grading.plugin import grader_lab
+from workshop.lambda_runtime import Handler, LambdaContext, load_event as read_event, load_handler as import_handler
+from workshop.lambda_runtime import runtime_environment
+
+# Before anything can create an AWS client: fake credentials and region, no real endpoint, no network.
+sandbox.enter()
+
+pytest_plugins = ["workshop.grading.plugin"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--target",
+        choices=sorted(paths.TARGETS),
+        default=os.environ.get("WORKSHOP_TARGET", "labs"),
+        help="which tree the graders read: labs (your code, the default) or solutions (the reference)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"grading: {config.getoption('target')}/"
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("target")
+
+
+@pytest.fixture
+def lab_dir(request: pytest.FixtureRequest, target: str) -> Path:
+    """The graded lab's folder in the target tree (the grader module's name says which lab)."""
+    lab = grader_lab(request.path)
+    assert lab, f"{request.path.name} is not a grader module (tests/test_<lab id>.py)"
+    return paths.target_root(target) / lab
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """Every AWS call inside the test goes to moto's in-memory AWS, fresh for each test."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def lambda_context(request: pytest.FixtureRequest) -> LambdaContext:
+    return LambdaContext(function_name=f"{request.node.name}-function")
+
+
+@pytest.fixture
+def load_event(lab_dir: Path) -> Callable[[str], dict]:
+    """load_event("api_list_items") -> a fresh copy of the lab's events/api_list_items.json."""
+    return lambda name: read_event(lab_dir / "events", name)
+
+
+@pytest.fixture
+def load_handler(aws: None, lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Handler]:
+    """load_handler("items_api", TABLE_NAME=...) -> the function's handler, imported as a cold start.
+
+    Like Lambda: the environment is set first, moto is already running, then `app.py` is imported
+    afresh under a unique name, so its module-level code (where clients are created) runs again.
+    """
+
+    def load(function: str, **environment: str) -> Handler:
+        for name, value in {**runtime_environment(function), **environment}.items():
+            monkeypatch.setenv(name, value)
+        return import_handler(lab_dir / function)
+
+    return load

@@ -1,0 +1,511 @@
+"""Grader for lab 1: API Gateway + Lambda + DynamoDB, initialising clients outside the handler.
+
+Each test_taskN_* checks task N of docs/labs/lab01_api_gateway.md. A failure tells you what the grader
+sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
+shown to you exactly as written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import botocore.session
+import pytest
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from workshop import paths, runtimes, templates
+from workshop.grading.feedback import call_api, learner_code
+
+FUNCTION = "items_api"
+APP = f"{FUNCTION}/app.py"
+POWERTOOLS_LAYER = re.compile(
+    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
+    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
+)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def create_table(*items: dict) -> str:
+    """A fresh table with a random name (so no hard-coded name can match), holding `items`."""
+    name = f"items-{uuid.uuid4().hex[:8]}"
+    table = boto3.resource("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for item in items:
+        table.put_item(Item=item)
+    return name
+
+
+def stored_items(table_name: str) -> list[dict]:
+    return boto3.resource("dynamodb").Table(table_name).scan()["Items"]
+
+
+def ids(items: object) -> list[str]:
+    return sorted(str(item.get("id")) for item in items) if isinstance(items, list) else []
+
+
+def with_body(event: dict, body: str) -> dict:
+    return {**event, "body": body, "isBase64Encoded": False}
+
+
+@pytest.fixture
+def items_api(load_handler):
+    """load: a table (with the given items), then the learner's handler bound to it; returns both."""
+
+    def load(*items: dict):
+        table_name = create_table(*items)
+        handler = load_handler(FUNCTION, TABLE_NAME=table_name, POWERTOOLS_SERVICE_NAME="items-api")
+        return handler, table_name
+
+    return load
+
+
+def learner_template(lab_dir: Path) -> tuple[dict, dict]:
+    """The lab's template as written (SAM) and as AWS would deploy it (transformed)."""
+    path = lab_dir / "template.yaml"
+    try:
+        return templates.load(path), templates.transformed(path)
+    except templates.TemplateError as error:
+        raise AssertionError(f"{paths.relative(path)}: {error}") from None
+
+
+def the_function(sam: dict, cfn: dict, lab_dir: Path) -> tuple[str, dict]:
+    """The function whose CodeUri is items_api/, with its deployed (transformed) properties."""
+    for name, properties in templates.resources_of_type(sam, "AWS::Serverless::Function"):
+        if str(properties.get("CodeUri", "")).rstrip("/") == FUNCTION:
+            return name, cfn["Resources"][name]["Properties"]
+    raise AssertionError(
+        f"{paths.relative(lab_dir / 'template.yaml')} has no AWS::Serverless::Function with CodeUri: {FUNCTION}/"
+    )
+
+
+# --- task 1 ----------------------------------------------------------------------------------------
+
+
+def test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME(items_api, load_event, lambda_context):
+    # GIVEN a table with a random name, passed in TABLE_NAME, holding three items
+    seeded = [{"id": f"item-{n}", "name": f"Cup {n}", "price": Decimal(n)} for n in range(1, 4)]
+    handler, table_name = items_api(*seeded)
+
+    # WHEN the API receives GET /items
+    response = call_api(
+        handler,
+        load_event("api_list_items"),
+        lambda_context,
+        advice=f"The grader's table is named {table_name!r}, and that name is in the TABLE_NAME environment "
+        "variable. Read the name from there: a hard-coded name only works in one account and one stage.",
+    )
+
+    # THEN it answers 200 with every item of that table
+    assert response.status == 200, (
+        f"GET /items answered {response.status}, expected 200.\nBody: {response.text():.500}"
+    )
+    assert isinstance(response.body, dict) and "items" in response.body, (
+        f"GET /items answered {response.text():.300}; expected a JSON object with an \"items\" list, "
+        'like {"items": [{"id": ..., "name": ..., "price": ...}]}.'
+    )
+    assert ids(response.body["items"]) == ids(seeded), (
+        f"GET /items returned the items {ids(response.body['items'])}, expected {ids(seeded)} "
+        f"(the items of the table named by TABLE_NAME, {table_name!r})."
+    )
+
+
+def test_task1_lists_items_beyond_the_first_page(items_api, load_event, lambda_context):
+    # GIVEN items too large to fit in one 1 MB scan page
+    big = "x" * 350_000
+    seeded = [{"id": f"big-{n}", "name": f"Poster {n}", "price": Decimal(n), "description": big} for n in range(3)]
+    handler, _ = items_api(*seeded)
+
+    # WHEN the API receives GET /items
+    response = call_api(handler, load_event("api_list_items"), lambda_context)
+
+    # THEN every item comes back, not only the first page
+    listed = ids(response.body.get("items")) if isinstance(response.body, dict) else []
+    assert listed == ids(seeded), (
+        f"GET /items returned {len(listed)} of the table's {len(seeded)} items ({listed}).\n"
+        "DynamoDB returns at most 1 MB per scan, with a LastEvaluatedKey when there is more: "
+        "scan again with ExclusiveStartKey until there is no LastEvaluatedKey."
+    )
+
+
+# --- task 2 ----------------------------------------------------------------------------------------
+
+
+def test_task2_returns_the_requested_item(items_api, load_event, lambda_context):
+    # GIVEN a table holding the item that events/api_get_item.json asks for
+    event = load_event("api_get_item")
+    wanted = {"id": event["pathParameters"]["id"], "name": "Teapot", "price": Decimal("24.5")}
+    handler, _ = items_api(wanted, {"id": "another", "name": "Cup", "price": Decimal(3)})
+
+    # WHEN the API receives GET /items/{id}
+    response = call_api(handler, event, lambda_context)
+
+    # THEN it answers 200 with that item
+    assert response.status == 200, f"GET {event['path']} answered {response.status}, expected 200.\nBody: {response.text():.500}"
+    body = response.body if isinstance(response.body, dict) else {}
+    assert body.get("id") == wanted["id"] and body.get("name") == wanted["name"], (
+        f"GET {event['path']} answered {response.text():.300}; expected the item {wanted['id']!r} itself, "
+        'as a JSON object ({"id": ..., "name": "Teapot", "price": 24.5}).'
+    )
+
+
+def test_task2_answers_404_with_a_json_error_for_a_missing_item(items_api, load_event, lambda_context):
+    # GIVEN a table without the item that events/api_get_item_missing.json asks for
+    event = load_event("api_get_item_missing")
+    handler, _ = items_api({"id": "another", "name": "Cup", "price": Decimal(3)})
+
+    # WHEN the API receives GET /items/{id} for it
+    response = call_api(
+        handler,
+        event,
+        lambda_context,
+        advice="get_item's response has no 'Item' key when nothing matches: check for that and answer 404.",
+    )
+
+    # THEN it answers 404 with a JSON body that says what is missing
+    assert response.status == 404, (
+        f"GET {event['path']} for a missing item answered {response.status}, expected 404.\n"
+        f"Body: {response.text():.300}"
+    )
+    assert isinstance(response.body, dict) and response.body, (
+        f"The 404 body is {response.text()!r:.200}; expected a JSON object with a message, "
+        'like {"message": "Item no-such-item not found"}.'
+    )
+    assert "json" in response.headers.get("content-type", ""), (
+        f"The 404 has Content-Type {response.headers.get('content-type')!r}; expected application/json."
+    )
+
+
+# --- task 3 ----------------------------------------------------------------------------------------
+
+
+def assert_created(response, request: str, sent: dict, table_name: str) -> None:
+    assert response.status == 201, f"{request} answered {response.status}, expected 201 Created.\nBody: {response.text():.500}"
+    body = response.body if isinstance(response.body, dict) else {}
+    assert isinstance(body.get("id"), str) and body["id"], (
+        f"{request} answered {response.text():.300}; expected the stored item with its new, generated \"id\"."
+    )
+    stored = {item["id"]: item for item in stored_items(table_name)}
+    assert body["id"] in stored, (
+        f"{request} answered with id {body['id']!r}, but the table {table_name!r} has no such item "
+        f"(it holds {sorted(stored)})."
+    )
+    item = stored[body["id"]]
+    assert item.get("name") == sent["name"] and Decimal(str(item.get("price"))) == Decimal(str(sent["price"])), (
+        f"The stored item is {item}; expected name {sent['name']!r} and price {sent['price']} from the request body."
+    )
+    assert body.get("name") == sent["name"] and Decimal(str(body.get("price"))) == Decimal(str(sent["price"])), (
+        f"{request} answered {response.text():.300}; expected the stored item (id, name and price) in the body."
+    )
+
+
+def test_task3_creates_an_item_and_answers_201(items_api, load_event, lambda_context):
+    # GIVEN an empty table and a valid POST /items body
+    handler, table_name = items_api()
+    event = load_event("api_create_item")
+    sent = json.loads(event["body"])
+
+    # WHEN the API receives it
+    response = call_api(handler, event, lambda_context)
+
+    # THEN it stores the item under a generated id and answers 201 with it
+    assert_created(response, "POST /items", sent, table_name)
+
+
+def test_task3_gives_every_new_item_its_own_id(items_api, load_event, lambda_context):
+    # GIVEN an empty table
+    handler, table_name = items_api()
+
+    # WHEN the same body is posted twice
+    first = call_api(handler, load_event("api_create_item"), lambda_context)
+    second = call_api(handler, load_event("api_create_item"), lambda_context)
+
+    # THEN there are two items with two different ids
+    created = [r.body.get("id") if isinstance(r.body, dict) else None for r in (first, second)]
+    assert created[0] and created[0] != created[1] and len(stored_items(table_name)) == 2, (
+        f"Posting the same body twice answered ids {created} and left {len(stored_items(table_name))} item(s) "
+        "in the table; expected two items with different generated ids (uuid.uuid4())."
+    )
+
+
+def test_task3_accepts_a_base64_encoded_body(items_api, load_event, lambda_context):
+    # GIVEN a POST /items whose body API Gateway delivered base64-encoded (isBase64Encoded: true)
+    handler, table_name = items_api()
+    event = load_event("api_create_item_base64")
+    sent = json.loads(base64.b64decode(event["body"]))
+
+    # WHEN the API receives it
+    response = call_api(
+        handler,
+        event,
+        lambda_context,
+        advice="The body is base64 (isBase64Encoded: true): app.current_event.decoded_body, or a validated "
+        "model parameter, gives you the decoded text.",
+    )
+
+    # THEN it is decoded, stored and answered like any other
+    assert_created(response, "POST /items with a base64-encoded body", sent, table_name)
+
+
+def test_task3_answers_400_to_a_body_that_is_not_json_and_stores_nothing(items_api, load_event, lambda_context):
+    # GIVEN a POST /items whose body is not valid JSON
+    handler, table_name = items_api()
+    event = load_event("api_create_item_malformed")
+
+    # WHEN the API receives it
+    response = call_api(
+        handler,
+        event,
+        lambda_context,
+        advice="A body that does not parse is the client's mistake: answer 400, do not crash (a crash is a 502).",
+    )
+
+    # THEN it answers 400 with a JSON error, and the table stays empty
+    assert response.status == 400, (
+        f"POST /items with the body {event['body']!r} answered {response.status}, expected 400 Bad Request.\n"
+        f"Body: {response.text():.300}"
+    )
+    assert isinstance(response.body, dict), f"The 400 body is {response.text()!r:.200}; expected a JSON object with a message."
+    assert stored_items(table_name) == [], f"A malformed request stored {stored_items(table_name)}; it must store nothing."
+
+
+INVALID_BODIES = {
+    "empty name": ('{"name": "", "price": 3}', "name"),
+    "missing name": ('{"price": 3}', "name"),
+    "name over 100 characters": (json.dumps({"name": "n" * 101, "price": 3}), "name"),
+    "negative price": ('{"name": "Cup", "price": -1}', "price"),
+    "price that is not a number": ('{"name": "Cup", "price": "cheap"}', "price"),
+    "missing price": ('{"name": "Cup"}', "price"),
+    "price over 1,000,000": ('{"name": "Cup", "price": 1000000.01}', "price"),
+    "price with three decimals": ('{"name": "Cup", "price": 1.005}', "price"),
+}
+
+
+@pytest.mark.parametrize("body, field", INVALID_BODIES.values(), ids=INVALID_BODIES.keys())
+def test_task3_rejects_invalid_fields_naming_the_field_and_stores_nothing(
+    items_api, load_event, lambda_context, body, field
+):
+    # GIVEN a POST /items whose JSON is valid but whose fields are not
+    handler, table_name = items_api()
+    event = with_body(load_event("api_create_item_invalid"), body)
+
+    # WHEN the API receives it
+    response = call_api(handler, event, lambda_context)
+
+    # THEN it answers 400 or 422 with a message naming the field, and the table stays empty
+    assert response.status in (400, 422), (
+        f"POST /items with the body {body[:80]!r} answered {response.status}, expected 400 or 422.\n"
+        f"Body: {response.text():.300}"
+    )
+    assert field in response.text(), (
+        f"POST /items with the body {body[:80]!r} answered {response.text()!r:.300}; "
+        f"the error should name the field {field!r} so the client knows what to fix."
+    )
+    assert stored_items(table_name) == [], f"An invalid request stored {stored_items(table_name)}; it must store nothing."
+
+
+# --- task 4 ----------------------------------------------------------------------------------------
+
+
+class CreationSpy:
+    """Counts AWS clients (every boto3 client and resource makes one) and Powertools resolvers created."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.created: list[str] = []
+        self._watch(monkeypatch, botocore.session.Session, "create_client", "AWS client")
+        self._watch(monkeypatch, boto3.session.Session, "__init__", "boto3 session")
+        self._watch(monkeypatch, APIGatewayRestResolver, "__init__", "APIGatewayRestResolver")
+
+    def _watch(self, monkeypatch: pytest.MonkeyPatch, owner: type, method: str, label: str) -> None:
+        original = getattr(owner, method)
+
+        def spy(*args, **kwargs):
+            self.created.append(f"{label} {where_called()}")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, method, spy)
+
+    @contextmanager
+    def counting(self) -> Iterator[list[str]]:
+        start = len(self.created)
+        during: list[str] = []
+        yield during
+        during.extend(self.created[start:])
+
+
+def where_called() -> str:
+    """The innermost line of the learner's code on the current stack."""
+    for frame in reversed(traceback.extract_stack()):
+        if any(Path(frame.filename).resolve().is_relative_to(tree) for tree in (paths.LABS, paths.SOLUTIONS)):
+            return f"at {paths.relative(Path(frame.filename))}, line {frame.lineno}: {(frame.line or '').strip()}"
+    return "(outside your code)"
+
+
+WARM_START_LESSON = (
+    "A function's module-level code runs once per execution environment (the cold start); the handler "
+    "runs on every request (warm starts reuse the environment). A client or resource created in the "
+    "handler pays for its set-up, and a new HTTPS connection to DynamoDB, on every request. Create it "
+    "once, at the top of app.py, and reuse it."
+)
+
+
+def test_task4_creates_the_table_resource_at_import(monkeypatch, load_handler):
+    # GIVEN a spy on everything that creates an AWS client
+    table_name = create_table()
+    spy = CreationSpy(monkeypatch)
+
+    # WHEN Lambda imports the function (the cold start)
+    with spy.counting() as at_import:
+        load_handler(FUNCTION, TABLE_NAME=table_name, POWERTOOLS_SERVICE_NAME="items-api")
+
+    # THEN the DynamoDB resource has been created there, once
+    clients = [c for c in at_import if c.startswith("AWS client")]
+    assert len(clients) == 1, (
+        f"Importing {APP} created {len(clients)} AWS clients; expected exactly one (the DynamoDB resource's).\n"
+        + ("\n".join(clients) + "\n" if clients else "")
+        + WARM_START_LESSON
+    )
+
+
+def test_task4_creates_nothing_inside_the_handler(monkeypatch, items_api, load_event, lambda_context):
+    # GIVEN the function, imported, and a spy on everything that creates an AWS client or a resolver
+    handler, _ = items_api({"id": "7f3a2c1e-5b4d-4e8f-9a6b-0c1d2e3f4a5b", "name": "Cup", "price": Decimal(3)})
+    spy = CreationSpy(monkeypatch)
+
+    # WHEN three requests arrive (three warm invocations)
+    with spy.counting() as during_requests:
+        for name in ("api_list_items", "api_get_item", "api_create_item"):
+            event = load_event(name)
+            with learner_code(f"{event['httpMethod']} {event['path']}"):
+                try:
+                    handler(event, lambda_context)
+                except Exception:  # other tasks grade the answers; this one only counts creations
+                    pass
+
+    # THEN nothing was created inside the handler
+    assert not during_requests, (
+        f"During 3 warm invocations your code created {len(during_requests)} client(s), session(s) or resolver(s):\n"
+        + "\n".join(f"  {c}" for c in during_requests[:6])
+        + f"\n{WARM_START_LESSON}"
+    )
+
+
+# --- task 5 ----------------------------------------------------------------------------------------
+
+EXPECTED_ROUTES = {("GET", "/items"), ("GET", "/items/{id}"), ("POST", "/items")}
+
+
+def test_task5_template_routes_the_three_endpoints_to_the_function(lab_dir):
+    # GIVEN the lab's template
+    sam, cfn = learner_template(lab_dir)
+    name, _ = the_function(sam, cfn, lab_dir)
+    properties = sam["Resources"][name]["Properties"]
+
+    # THEN the function has one Api event per route
+    events = (properties.get("Events") or {}).values()
+    routes = {
+        (str(e["Properties"].get("Method", "")).upper(), e["Properties"].get("Path"))
+        for e in events
+        if e.get("Type") == "Api" and isinstance(e.get("Properties"), dict)
+    }
+    assert properties.get("Handler") == "app.lambda_handler", (
+        f"{name}'s Handler is {properties.get('Handler')!r}; expected app.lambda_handler (app.py, lambda_handler)."
+    )
+    missing = sorted(EXPECTED_ROUTES - routes)
+    assert not missing, (
+        f"{name} has Api events for {sorted(routes)}; missing {missing}. "
+        "Add one event per route under Events (Type: Api, with Path and Method)."
+    )
+
+
+def test_task5_template_passes_the_table_name_in_TABLE_NAME(lab_dir):
+    sam, cfn = learner_template(lab_dir)
+    name, function = the_function(sam, cfn, lab_dir)
+    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+    variable = ((function.get("Environment") or {}).get("Variables") or {}).get("TABLE_NAME")
+    assert isinstance(variable, dict) and variable.get("Ref") in tables, (
+        f"{name}'s TABLE_NAME is {variable!r}; expected !Ref to the template's table ({', '.join(sorted(tables))}), "
+        "so that the name CloudFormation generates reaches the code, in every stage and account."
+    )
+
+
+def test_task5_template_grants_access_to_this_table_only(lab_dir):
+    sam, cfn = learner_template(lab_dir)
+    name, function = the_function(sam, cfn, lab_dir)
+    role_ref = (function.get("Role") or {}).get("Fn::GetAtt", [None])[0]
+    role = cfn["Resources"].get(role_ref, {}).get("Properties", {})
+    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+
+    # SAM always attaches AWSLambdaBasicExecutionRole (writing logs); anything else managed is too broad.
+    managed = [arn for arn in role.get("ManagedPolicyArns", []) if "AWSLambdaBasicExecutionRole" not in json.dumps(arn)]
+    assert not managed, (
+        f"{name}'s role has the managed policies {managed}. Broad managed policies such as "
+        "AmazonDynamoDBFullAccess reach every table in the account; use a SAM policy template "
+        "(DynamoDBCrudPolicy with TableName: !Ref ...) scoped to this table."
+    )
+    statements = [
+        statement
+        for policy in role.get("Policies", [])
+        for statement in policy.get("PolicyDocument", {}).get("Statement", [])
+    ]
+    granted = {action for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"} <= granted, (
+        f"{name} may call {sorted(granted) or 'nothing'} on DynamoDB; it needs at least Scan, GetItem and PutItem "
+        "on its table. Add a SAM policy template: Policies: [DynamoDBCrudPolicy: {TableName: !Ref ItemsTable}]."
+    )
+    too_broad = [s for s in statements if s.get("Resource") == "*" or not (templates.references(s.get("Resource")) & tables)]
+    assert not too_broad and not {"*", "dynamodb:*"} & granted, (
+        f"{name}'s policy reaches beyond its table: {json.dumps(too_broad or sorted(granted))[:400]}. "
+        "Scope every statement to the table with !Ref (SAM's DynamoDBCrudPolicy does this for you)."
+    )
+
+
+def test_task5_template_runs_on_arm64_with_a_current_python_runtime(lab_dir):
+    sam, cfn = learner_template(lab_dir)
+    name, function = the_function(sam, cfn, lab_dir)
+    assert function.get("Architectures") == ["arm64"], (
+        f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64]: "
+        "Graviton costs about 20% less per GB-second and is as fast or faster for code like this."
+    )
+    problem = runtimes.problem_with(function.get("Runtime"))
+    assert problem is None, (
+        f"{name}: {problem}. Choose a runtime that stays supported for more than a year "
+        "(Globals.Function.Runtime), such as python3.13."
+    )
+
+
+def test_task5_template_takes_powertools_from_its_public_layer(lab_dir):
+    sam, cfn = learner_template(lab_dir)
+    name, function = the_function(sam, cfn, lab_dir)
+    layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
+    matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
+    assert matches, (
+        f"{name} has the layers {layers or 'none'}; expected the public Powertools layer, "
+        "!Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:<version>."
+    )
+    runtime, architecture = str(function.get("Runtime", "")).replace(".", ""), (function.get("Architectures") or ["x86_64"])[0]
+    layer = matches[0]
+    assert (layer["python"], layer["arch"]) == (runtime, architecture), (
+        f"{name} runs {function.get('Runtime')} on {architecture}, but its Powertools layer is built for "
+        f"{layer['python']} on {layer['arch']}: pick the layer that matches the runtime and architecture."
+    )
+    requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8").lower()
+    bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools", "pydantic") if re.search(rf"^\s*{p}\b", requirements, re.M)]
+    assert not bundled, (
+        f"{FUNCTION}/requirements.txt bundles {bundled}: boto3 comes with the runtime and Powertools (with "
+        "pydantic) with its layer. Bundling them makes the package tens of MB larger and the cold start slower."
+    )

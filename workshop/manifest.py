@@ -1,0 +1,103 @@
+"""The course manifest, labs/labs.toml: the one ordered list of labs and their tasks."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from workshop import paths
+
+
+@dataclass(frozen=True)
+class Task:
+    number: int
+    title: str
+    hints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lab:
+    number: int
+    id: str
+    title: str
+    pattern: str
+    practice: str
+    functions: tuple[str, ...]
+    minutes: int
+    tasks: tuple[Task, ...]
+
+    @property
+    def grader(self) -> Path:
+        return paths.TESTS / f"test_{self.id}.py"
+
+    @property
+    def page(self) -> str:
+        """The lab's page, relative to docs/."""
+        return f"labs/{self.id}.md"
+
+    def folder(self, target: str) -> Path:
+        return paths.target_root(target) / self.id
+
+
+class ManifestError(ValueError):
+    """labs.toml is malformed; the message says where."""
+
+
+def _task(lab_id: str, number: int, raw: dict) -> Task:
+    title, hints = raw.get("title"), raw.get("hints", [])
+    if not isinstance(title, str) or not title.strip():
+        raise ManifestError(f"{lab_id}, task {number}: 'title' must be a non-empty string")
+    if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
+        raise ManifestError(f"{lab_id}, task {number}: 'hints' must be a list of non-empty strings")
+    return Task(number, title.strip(), tuple(hints))
+
+
+def _lab(number: int, raw: dict) -> Lab:
+    required = {"id": str, "title": str, "pattern": str, "practice": str, "functions": list, "minutes": int}
+    for key, kind in required.items():
+        if not isinstance(raw.get(key), kind):
+            raise ManifestError(f"lab #{number}: '{key}' is missing or is not a {kind.__name__}")
+    tasks = raw.get("task", [])
+    if not tasks:
+        raise ManifestError(f"{raw['id']}: a lab needs at least one [[lab.task]]")
+    return Lab(
+        number=number,
+        id=raw["id"],
+        title=raw["title"],
+        pattern=raw["pattern"],
+        practice=raw["practice"],
+        functions=tuple(raw["functions"]),
+        minutes=raw["minutes"],
+        tasks=tuple(_task(raw["id"], n, t) for n, t in enumerate(tasks, start=1)),
+    )
+
+
+def parse(text: str) -> tuple[Lab, ...]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ManifestError(f"labs.toml is not valid TOML: {error}") from None
+    labs = tuple(_lab(n, raw) for n, raw in enumerate(data.get("lab", []), start=1))
+    ids = [lab.id for lab in labs]
+    if len(set(ids)) != len(ids):
+        raise ManifestError(f"labs.toml lists a lab twice: {ids}")
+    return labs
+
+
+@cache
+def labs() -> tuple[Lab, ...]:
+    return parse(paths.MANIFEST.read_text(encoding="utf-8"))
+
+
+def find(key: str) -> Lab:
+    """A lab by id, by number ('1') or by a unique prefix of its id ('lab01')."""
+    all_labs = labs()
+    if key.isdigit() and 1 <= int(key) <= len(all_labs):
+        return all_labs[int(key) - 1]
+    matches = [lab for lab in all_labs if lab.id == key] or [lab for lab in all_labs if lab.id.startswith(key)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(lab.id for lab in all_labs)
+    raise LookupError(f"no single lab matches {key!r}; the labs are: {known}")

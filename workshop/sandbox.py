@@ -1,0 +1,96 @@
+"""Keep every run offline and away from real AWS accounts.
+
+The graders, the notebooks and the benchmarks call `enter()` before any AWS client exists: it replaces
+whatever credentials, profile or endpoint the machine has with fakes, and refuses network connections
+to anything but this machine, so a mistake can never reach (or bill) a real account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+REGION = "us-east-1"
+
+FAKE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    # No profile, config or credentials file of the learner's can be read.
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    # Powertools offline: no X-Ray daemon, and a namespace for metrics.
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_METRICS_NAMESPACE": "LambdaPatternsWorkshop",
+    "POWERTOOLS_DEV": "false",
+}
+
+# Anything that could point a client at a real account or endpoint.
+REMOVED_PREFIXES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS",
+    "AWS_CA_BUNDLE",
+)
+
+
+class NetworkBlocked(ConnectionRefusedError):
+    """Raised instead of connecting anywhere but this machine."""
+
+
+def fake_aws_environment(environ: os._Environ | dict = os.environ) -> None:
+    for name in list(environ):
+        if name.startswith(REMOVED_PREFIXES):
+            del environ[name]
+    environ.update(FAKE_ENVIRONMENT)
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like
+        return True
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_original_connect = socket.socket.connect
+_original_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_local(address):
+        raise NetworkBlocked(
+            f"blocked a network connection to {address!r}: the workshop runs offline, with AWS emulated by moto. "
+            "If your code reached for the network, a client was probably created outside the moto mock "
+            "or pointed at a real endpoint."
+        )
+    return _original_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _is_local(address):
+        _guarded_connect(self, address)
+    return _original_connect_ex(self, address)
+
+
+def block_network() -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+def enter() -> None:
+    """Fake credentials and region, no real endpoints, no network beyond loopback."""
+    fake_aws_environment()
+    block_network()
