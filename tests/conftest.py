@@ -49,12 +49,23 @@ def lab_dir(request: pytest.FixtureRequest, target: str) -> Path:
     return paths.target_root(target) / lab
 
 
+@pytest.fixture(scope="session")
+def boto3_session():
+    """One boto3 session for the whole run: each new one re-reads botocore's service models (~40 ms)."""
+    import boto3
+    import moto  # noqa: F401  (moto must be imported first, so the session's clients can be mocked)
+
+    return boto3.session.Session()
+
+
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(boto3_session) -> Iterator[None]:
     """Every AWS call inside the test goes to moto's in-memory AWS, fresh for each test."""
+    import boto3
     from moto import mock_aws
 
     with mock_aws():
+        boto3.DEFAULT_SESSION = boto3_session  # moto resets it to None; it restores the old one on exit
         yield
 
 

@@ -11,6 +11,8 @@ SOLUTIONS = ROOT / "solutions"
 TESTS = ROOT / "tests"
 DOCS = ROOT / "docs"
 MANIFEST = LABS / "labs.toml"
+# Derived data only (never the learner's work): safe to delete at any time.
+CACHE = ROOT / ".workshop" / "cache"
 
 TARGETS = {"labs": LABS, "solutions": SOLUTIONS}
 

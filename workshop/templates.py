@@ -8,15 +8,18 @@ the plain CloudFormation that AWS would deploy, which the graders and the projec
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workshop import paths
 from workshop.sandbox import REGION
 
 ARTIFACT_BUCKET = "workshop-artifacts"
@@ -87,8 +90,27 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 @cache
 def transformed(path: Path) -> dict[str, Any]:
-    """load() then transform() for a template file (cached: templates do not change during a run)."""
-    return transform(load(path), path.parent)
+    """load() then transform() for a template file.
+
+    Cached in memory and on disk (keyed by the template's text and location and the translator's
+    version): importing samtranslator alone takes about a second, which the learner's grading loop
+    should only pay when the template has changed.
+    """
+    path = path.resolve()
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    key = hashlib.sha256(f"{path}\0{text}\0{metadata.version('aws-sam-translator')}".encode()).hexdigest()
+    cached = paths.CACHE / "templates" / f"{key[:32]}.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # not cached yet, or a damaged entry: transform again
+    result = transform(load(path), path.parent)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result), encoding="utf-8")
+    except OSError:
+        pass  # a read-only checkout still grades, only more slowly
+    return result
 
 
 @dataclass(frozen=True)
