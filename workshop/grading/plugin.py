@@ -40,18 +40,34 @@ def learner_message(excinfo: pytest.ExceptionInfo) -> str | None:
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    if report.failed and call.excinfo is not None and grader_lab(Path(str(item.path))):
-        message = learner_message(call.excinfo)
-        if message is not None:
-            if message.startswith("Timeout"):
-                message = (
-                    f"Your code did not finish in time ({message}). Look for a loop that never ends, "
-                    "or a call that waits on something that never answers."
-                )
-            report.longrepr = message
-            # Captured logs would repeat the same error as a long traceback through library code.
-            report.sections = []
-    return report
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport | None:
+    """A grader test's failure, reported as its learner-facing message (None: pytest's usual report).
+
+    Building the report here, rather than rewriting pytest's, also skips pytest's rendering of the
+    traceback, which costs about 0.1 s per failing test.
+    """
+    if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception) or not grader_lab(item.path):
+        return None
+    message = learner_message(call.excinfo)
+    if message is None:
+        return None
+    if message.startswith("Timeout"):
+        message = (
+            f"Your code did not finish in time ({message}). Look for a loop that never ends, "
+            "or a call that waits on something that never answers."
+        )
+    return pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords=dict.fromkeys(item.keywords, 1),
+        outcome="failed",
+        longrepr=message,
+        when=call.when,
+        # Captured logs would repeat the same error as a long traceback through library code.
+        sections=[],
+        duration=call.duration,
+        start=call.start,
+        stop=call.stop,
+        user_properties=item.user_properties,
+    )

@@ -27,19 +27,19 @@ def items_table():
 
 
 @app.get("/items")
-def list_items() -> dict:
+def list_items():
     # TODO(task 1): return every item of the table, following LastEvaluatedKey past the first page.
     return {"items": items_table().scan()["Items"]}
 
 
 @app.get("/items/<item_id>")
-def get_item(item_id: str) -> dict:
+def get_item(item_id: str):
     # TODO(task 2): answer 404 with a JSON error body when there is no such item.
     return items_table().get_item(Key={"id": item_id})["Item"]
 
 
 @app.post("/items")
-def create_item() -> dict:
+def create_item():
     # TODO(task 3): take a validated body, add a generated id, store it and answer 201 with the item;
     # answer 400 for a body that is not JSON, and store nothing that is invalid.
     item = app.current_event.json_body
