@@ -11,7 +11,7 @@ check: $(STAMP) ## Grade your labs and show your progress
 	@$(BIN)/workshop check
 
 test: $(STAMP) ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks)
-	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions
+	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions --timeout=300
 
 docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000

@@ -93,7 +93,7 @@ def grade(labs: list[Lab], target: str) -> list[LabResult]:
     missing = {lab.id: f"the grader {paths.relative(lab.grader)} does not exist" for lab in labs if not lab.grader.is_file()}
     graders = [str(lab.grader) for lab in labs if lab.id not in missing]
     if graders:
-        args = [*graders, f"--target={target}", "--rootdir", str(paths.ROOT), "-p", "no:terminal"]
+        args = [*graders, f"--target={target}", "--rootdir", str(paths.ROOT), "-q"]
         # Speed for the learner's loop: the graders need no assertion rewriting (their messages are
         # written out), and the unraisable-exception plugin's closing garbage collection costs 0.4 s.
         args += ["--assert=plain", "-p", "no:unraisableexception"]
