@@ -25,7 +25,8 @@ clean: ## Remove the virtual environment and build output
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed; found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
 	@$(BIN)/python -c '' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	@echo "Installing the workshop into $(VENV) (first run only, a few minutes)..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@echo "Installing the workshop into $(VENV) (first run only, a few minutes; log: $(VENV)/install.log)..."
+	@{ $(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
+	   && $(BIN)/python -m pip install --disable-pip-version-check -e . ; } > $(VENV)/install.log 2>&1 \
+	   || { tail -n 40 $(VENV)/install.log; echo "Installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
