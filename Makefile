@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: check test docs bench clean
 
 check: $(STAMP) ## Grade your labs and show your progress
-	@$(BIN)/workshop check
+	@# Unfinished tasks (exit 1) are the normal state of a workshop, not a failure of make; errors (2+) are.
+	@$(BIN)/workshop check; status=$$?; [ $$status -le 1 ]
 
 test: $(STAMP) ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks)
 	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions --timeout=300
