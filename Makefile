@@ -17,8 +17,8 @@ test: $(STAMP) ## The project's whole test suite (graders against solutions, int
 docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
-bench: $(STAMP) ## Print the performance figures (grading time, suite time, cold and warm starts)
-	$(BIN)/workshop bench
+bench: $(STAMP) ## Print the performance figures and write them to docs/snippets/bench.md for the site
+	$(BIN)/workshop bench --write
 
 clean: ## Remove the virtual environment and build output
 	rm -rf $(VENV) site

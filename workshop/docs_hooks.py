@@ -11,7 +11,7 @@ import re
 from workshop import manifest
 
 MARKER = re.compile(r"^<!-- hints: task (\d+) -->$", re.M)
-TIERS = ("A nudge", "A pointer", "The exact API")
+TIERS = ("a nudge", "a pointer", "the exact API")
 
 
 def _hints(lab: manifest.Lab, number: int) -> str:
@@ -19,8 +19,8 @@ def _hints(lab: manifest.Lab, number: int) -> str:
         raise ValueError(f"docs/{lab.page}: there is no task {number} in {lab.id}")
     blocks = []
     for tier, hint in enumerate(lab.tasks[number - 1].hints):
-        title = TIERS[tier] if tier < len(TIERS) else f"Hint {tier + 1}"
-        blocks.append(f'??? tip "Hint {tier + 1}: {title.lower()}"\n    {hint}\n')
+        title = f"Hint {tier + 1}: {TIERS[tier]}" if tier < len(TIERS) else f"Hint {tier + 1}"
+        blocks.append(f'??? tip "{title}"\n    {hint}\n')
     return "\n".join(blocks)
 
 

@@ -57,7 +57,7 @@ def test_lab_pages_include_the_real_files_and_show_the_hints(site):
     page = unescape(re.sub(r"<[^>]+>", "", html))  # the text a reader sees, without highlighting spans
     assert "items_table().scan()" in page, "the starter code is not included"
     assert "scan_all(table)" in page, "the solution is not included"
-    assert "Hint 3: the exact api" in page, "the hints are not rendered"
+    assert "Hint 3: the exact API" in page, "the hints are not rendered"
     assert "Grading lab 1" in page, "the measured figures are not included"
 
 

@@ -159,6 +159,23 @@ def test_the_notebook_is_the_same_in_both_trees_and_has_no_outputs(lab):
     assert not with_output, f"{lab.id}/explore.ipynb has outputs in cells {with_output}: clear them before committing"
 
 
+PAGE_WIDTH = 88  # what a lab page shows of a code line without scrolling
+UNBREAKABLE = re.compile(r"\S{50,}")  # an ARN or URL may run longer
+
+
+@pytest.mark.parametrize("target", ["labs", "solutions"])
+def test_code_fits_the_page_width(lab, target):
+    folder = lab.folder(target)
+    long_lines = [
+        f"{name}:{number}"
+        for name in sorted(files_under(folder))
+        if name.endswith((".py", ".yaml", ".txt"))
+        for number, line in enumerate((folder / name).read_text(encoding="utf-8").splitlines(), start=1)
+        if len(line) > PAGE_WIDTH and not UNBREAKABLE.search(line)
+    ]
+    assert not long_lines, f"{target}/{lab.id}: lines over {PAGE_WIDTH} characters scroll on the page: {long_lines}"
+
+
 def test_solutions_follow_the_handler_shape(lab):
     for function in lab.functions:
         source = (lab.folder("solutions") / function / "app.py").read_text(encoding="utf-8")

@@ -10,25 +10,28 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-# TODO(task 1): read the table's name from the TABLE_NAME environment variable, once, here.
+# TODO(task 1): read the table name from the TABLE_NAME environment variable, once.
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
 
-# TODO(task 4): create the DynamoDB table resource here, once, at import, and use it in every route.
+# TODO(task 4): create the DynamoDB table resource here, once, at import,
+# and use it in every route.
 
 
 def items_table():
-    """Anti-pattern: a new resource, with its own HTTP connection pool, on every call."""
+    """Anti-pattern: a new resource, and a new connection pool, on every call."""
     return boto3.resource("dynamodb").Table("items")
 
 
-# TODO(task 3): describe a valid POST /items body as a pydantic model (a non-empty name, a price >= 0).
+# TODO(task 3): describe a valid POST /items body as a pydantic model
+# (a non-empty name, a price >= 0).
 
 
 @app.get("/items")
 def list_items():
-    # TODO(task 1): return every item of the table, following LastEvaluatedKey past the first page.
+    # TODO(task 1): return every item of the table, past the first page too
+    # (follow LastEvaluatedKey).
     return {"items": items_table().scan()["Items"]}
 
 
@@ -40,8 +43,8 @@ def get_item(item_id: str):
 
 @app.post("/items")
 def create_item():
-    # TODO(task 3): take a validated body, add a generated id, store it and answer 201 with the item;
-    # answer 400 for a body that is not JSON, and store nothing that is invalid.
+    # TODO(task 3): take a validated body, add a generated id, store the item and
+    # answer 201 with it; answer 400 to a body that is not JSON; store nothing invalid.
     item = app.current_event.json_body
     items_table().put_item(Item=item)
     return item

@@ -10,9 +10,15 @@ from decimal import Decimal
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 TABLE_NAME = os.environ["TABLE_NAME"]
 
 
-# Created once per execution environment, at import, and reused by every warm invocation.
+# Created once per execution environment, at import; reused by every warm invocation.
 logger = Logger()
 table = boto3.resource("dynamodb").Table(TABLE_NAME)
 app = APIGatewayRestResolver(enable_validation=True)
@@ -36,7 +42,7 @@ class NewItem(BaseModel):
 
 
 def scan_all(items_table) -> list[dict]:
-    """Every item, following DynamoDB's pages (a scan returns at most 1 MB at a time)."""
+    """Every item, following DynamoDB's pages (a scan returns at most 1 MB)."""
     response = items_table.scan()
     items = response["Items"]
     while "LastEvaluatedKey" in response:
@@ -59,15 +65,19 @@ def reject_invalid_request(error: RequestValidationError) -> Response:
     if any(problem["type"] == "json_invalid" for problem in problems):
         return error_response(400, "The request body is not valid JSON.")
     fields = [
-        {"field": ".".join(str(part) for part in problem["loc"][1:]) or "body", "problem": problem["type"]}
+        {
+            "field": ".".join(str(part) for part in problem["loc"][1:]) or "body",
+            "problem": problem["type"],
+        }
         for problem in problems
     ]
     names = ", ".join(field["field"] for field in fields)
     return error_response(422, f"Invalid request body: check {names}.", errors=fields)
 
 
-# The routes have no return annotation on purpose: with validation on, an annotated result is serialized
-# by pydantic, which writes DynamoDB's Decimal numbers as strings; unannotated, Powertools writes numbers.
+# No return annotations on the routes, on purpose: with validation on, pydantic
+# serializes an annotated result and writes DynamoDB's Decimal numbers as strings;
+# unannotated, the resolver's own encoder writes them as JSON numbers.
 
 
 @app.get("/items")
