@@ -10,20 +10,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import traceback
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 
 import boto3
-import botocore.session
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from workshop import paths, runtimes, templates
+from workshop import runtimes, templates
 from workshop.grading.feedback import call_api, learner_code
+from workshop.grading.spies import CreationSpy
+from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
 
 FUNCTION = "items_api"
 APP = f"{FUNCTION}/app.py"
@@ -72,25 +69,6 @@ def items_api(load_handler):
         return handler, table_name
 
     return load
-
-
-def learner_template(lab_dir: Path) -> tuple[dict, dict]:
-    """The lab's template as written (SAM) and as AWS would deploy it (transformed)."""
-    path = lab_dir / "template.yaml"
-    try:
-        return templates.load(path), templates.transformed(path)
-    except templates.TemplateError as error:
-        raise AssertionError(f"{paths.relative(path)}: {error}") from None
-
-
-def the_function(sam: dict, cfn: dict, lab_dir: Path) -> tuple[str, dict]:
-    """The function whose CodeUri is items_api/, with its deployed (transformed) properties."""
-    for name, properties in templates.resources_of_type(sam, "AWS::Serverless::Function"):
-        if str(properties.get("CodeUri", "")).rstrip("/") == FUNCTION:
-            return name, cfn["Resources"][name]["Properties"]
-    raise AssertionError(
-        f"{paths.relative(lab_dir / 'template.yaml')} has no AWS::Serverless::Function with CodeUri: {FUNCTION}/"
-    )
 
 
 # --- task 1 ----------------------------------------------------------------------------------------
@@ -323,40 +301,6 @@ def test_task3_rejects_invalid_fields_naming_the_field_and_stores_nothing(items_
 # --- task 4 ----------------------------------------------------------------------------------------
 
 
-class CreationSpy:
-    """Counts AWS clients (every boto3 client and resource makes one) and Powertools resolvers created."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.created: list[str] = []
-        self._watch(monkeypatch, botocore.session.Session, "create_client", "AWS client")
-        self._watch(monkeypatch, boto3.session.Session, "__init__", "boto3 session")
-        self._watch(monkeypatch, APIGatewayRestResolver, "__init__", "APIGatewayRestResolver")
-
-    def _watch(self, monkeypatch: pytest.MonkeyPatch, owner: type, method: str, label: str) -> None:
-        original = getattr(owner, method)
-
-        def spy(*args, **kwargs):
-            self.created.append(f"{label} {where_called()}")
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(owner, method, spy)
-
-    @contextmanager
-    def counting(self) -> Iterator[list[str]]:
-        start = len(self.created)
-        during: list[str] = []
-        yield during
-        during.extend(self.created[start:])
-
-
-def where_called() -> str:
-    """The innermost line of the learner's code on the current stack."""
-    for frame in reversed(traceback.extract_stack()):
-        if any(Path(frame.filename).resolve().is_relative_to(tree) for tree in (paths.LABS, paths.SOLUTIONS)):
-            return f"at {paths.relative(Path(frame.filename))}, line {frame.lineno}: {(frame.line or '').strip()}"
-    return "(outside your code)"
-
-
 WARM_START_LESSON = (
     "A function's module-level code runs once per execution environment (the cold start); the handler "
     "runs on every request (warm starts reuse the environment). A client or resource created in the "
@@ -368,7 +312,7 @@ WARM_START_LESSON = (
 def test_task4_creates_the_table_resource_at_import(monkeypatch, load_handler):
     # GIVEN a spy on everything that creates an AWS client
     table_name = create_table()
-    spy = CreationSpy(monkeypatch)
+    spy = CreationSpy(monkeypatch, APIGatewayRestResolver)
 
     # WHEN Lambda imports the function (the cold start)
     with spy.counting() as at_import:
@@ -386,7 +330,7 @@ def test_task4_creates_the_table_resource_at_import(monkeypatch, load_handler):
 def test_task4_creates_nothing_inside_the_handler(monkeypatch, items_api, load_event, lambda_context):
     # GIVEN the function, imported, and a spy on everything that creates an AWS client or a resolver
     handler, _ = items_api({"id": "7f3a2c1e-5b4d-4e8f-9a6b-0c1d2e3f4a5b", "name": "Cup", "price": Decimal(3)})
-    spy = CreationSpy(monkeypatch)
+    spy = CreationSpy(monkeypatch, APIGatewayRestResolver)
 
     # WHEN three requests arrive (three warm invocations)
     with spy.counting() as during_requests:
@@ -413,20 +357,19 @@ EXPECTED_ROUTES = {("GET", "/items"), ("GET", "/items/{id}"), ("POST", "/items")
 
 def test_task5_template_routes_the_three_endpoints_to_the_function(lab_dir):
     # GIVEN the lab's template
-    sam, cfn = learner_template(lab_dir)
-    name, _ = the_function(sam, cfn, lab_dir)
-    properties = sam["Resources"][name]["Properties"]
+    sam, cfn = load_both(lab_dir)
+    name, properties, _ = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
 
-    # THEN the function has one Api event per route
+    # THEN the function is app.lambda_handler, with one Api event per route
+    assert properties.get("Handler") == "app.lambda_handler", (
+        f"{name}'s Handler is {properties.get('Handler')!r}; expected app.lambda_handler (app.py, lambda_handler)."
+    )
     events = (properties.get("Events") or {}).values()
     routes = {
         (str(e["Properties"].get("Method", "")).upper(), e["Properties"].get("Path"))
         for e in events
         if e.get("Type") == "Api" and isinstance(e.get("Properties"), dict)
     }
-    assert properties.get("Handler") == "app.lambda_handler", (
-        f"{name}'s Handler is {properties.get('Handler')!r}; expected app.lambda_handler (app.py, lambda_handler)."
-    )
     missing = sorted(EXPECTED_ROUTES - routes)
     assert not missing, (
         f"{name} has Api events for {sorted(routes)}; missing {missing}. "
@@ -435,9 +378,12 @@ def test_task5_template_routes_the_three_endpoints_to_the_function(lab_dir):
 
 
 def test_task5_template_passes_the_table_name_in_TABLE_NAME(lab_dir):
-    sam, cfn = learner_template(lab_dir)
-    name, function = the_function(sam, cfn, lab_dir)
+    # GIVEN the lab's template, as AWS deploys it
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+
+    # THEN TABLE_NAME is a reference to the template's table
     variable = ((function.get("Environment") or {}).get("Variables") or {}).get("TABLE_NAME")
     assert isinstance(variable, dict) and variable.get("Ref") in tables, (
         f"{name}'s TABLE_NAME is {variable!r}; expected !Ref to the template's table ({', '.join(sorted(tables))}), "
@@ -446,29 +392,27 @@ def test_task5_template_passes_the_table_name_in_TABLE_NAME(lab_dir):
 
 
 def test_task5_template_grants_access_to_this_table_only(lab_dir):
-    sam, cfn = learner_template(lab_dir)
-    name, function = the_function(sam, cfn, lab_dir)
-    role_ref = (function.get("Role") or {}).get("Fn::GetAtt", [None])[0]
-    role = cfn["Resources"].get(role_ref, {}).get("Properties", {})
+    # GIVEN the role the function runs with, as AWS deploys it
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    role = role_of(cfn, function)
     tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
 
-    # SAM always attaches AWSLambdaBasicExecutionRole (writing logs); anything else managed is too broad.
+    # THEN no managed policy beyond logging (SAM always attaches AWSLambdaBasicExecutionRole) ...
     managed = [arn for arn in role.get("ManagedPolicyArns", []) if "AWSLambdaBasicExecutionRole" not in json.dumps(arn)]
     assert not managed, (
         f"{name}'s role has the managed policies {managed}. Broad managed policies such as "
         "AmazonDynamoDBFullAccess reach every table in the account; use a SAM policy template "
         "(DynamoDBCrudPolicy with TableName: !Ref ...) scoped to this table."
     )
-    statements = [
-        statement
-        for policy in role.get("Policies", [])
-        for statement in policy.get("PolicyDocument", {}).get("Statement", [])
-    ]
-    granted = {action for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    # ... enough to do the job ...
+    statements = policy_statements(role)
+    granted = {action for statement in statements for action in actions(statement)}
     assert {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"} <= granted, (
         f"{name} may call {sorted(granted) or 'nothing'} on DynamoDB; it needs at least Scan, GetItem and PutItem "
         "on its table. Add a SAM policy template: Policies: [DynamoDBCrudPolicy: {TableName: !Ref ItemsTable}]."
     )
+    # ... and on this table only
     too_broad = [s for s in statements if s.get("Resource") == "*" or not (templates.references(s.get("Resource")) & tables)]
     assert not too_broad and not {"*", "dynamodb:*"} & granted, (
         f"{name}'s policy reaches beyond its table: {json.dumps(too_broad or sorted(granted))[:400]}. "
@@ -477,8 +421,8 @@ def test_task5_template_grants_access_to_this_table_only(lab_dir):
 
 
 def test_task5_template_runs_on_arm64_with_a_current_python_runtime(lab_dir):
-    sam, cfn = learner_template(lab_dir)
-    name, function = the_function(sam, cfn, lab_dir)
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     assert function.get("Architectures") == ["arm64"], (
         f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64]: "
         "Graviton costs about 20% less per GB-second and is as fast or faster for code like this."
@@ -491,15 +435,16 @@ def test_task5_template_runs_on_arm64_with_a_current_python_runtime(lab_dir):
 
 
 def test_task5_template_takes_powertools_from_its_public_layer(lab_dir):
-    sam, cfn = learner_template(lab_dir)
-    name, function = the_function(sam, cfn, lab_dir)
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
     matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
     assert matches, (
         f"{name} has the layers {layers or 'none'}; expected the public Powertools layer, "
         "!Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:<version>."
     )
-    runtime, architecture = str(function.get("Runtime", "")).replace(".", ""), (function.get("Architectures") or ["x86_64"])[0]
+    runtime = str(function.get("Runtime", "")).replace(".", "")
+    architecture = (function.get("Architectures") or ["x86_64"])[0]
     layer = matches[0]
     assert (layer["python"], layer["arch"]) == (runtime, architecture), (
         f"{name} runs {function.get('Runtime')} on {architecture}, but its Powertools layer is built for "

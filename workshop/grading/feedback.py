@@ -41,7 +41,7 @@ class LearnerCodeError(AssertionError):
     """The learner's code raised; the message already says where and why."""
 
 
-def _in_learner_tree(filename: str) -> bool:
+def in_learner_tree(filename: str) -> bool:
     path = Path(filename).resolve()
     return any(path.is_relative_to(tree) for tree in LEARNER_TREES)
 
@@ -53,7 +53,7 @@ def learner_frames(error: BaseException) -> list[traceback.FrameSummary]:
         # The frame of a syntax error is the line that would not parse, not a frame that ran.
         line = linecache.getline(error.filename, error.lineno or 0)
         frames.append(traceback.FrameSummary(error.filename, error.lineno or 0, "<module>", line=line))
-    return [frame for frame in frames if _in_learner_tree(frame.filename)]
+    return [frame for frame in frames if in_learner_tree(frame.filename)]
 
 
 def where(error: BaseException) -> str:

@@ -7,6 +7,7 @@ grouped by lab and task; docs/grading.md documents it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import textwrap
 
@@ -69,7 +70,18 @@ def progress_table(results: list[LabResult], style: Style) -> list[str]:
 
 
 def indent(text: str, prefix: str = "      ", limit: int = MESSAGE_LINES) -> list[str]:
-    lines = text.splitlines() or [""]
+    width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)
+    lines = [
+        wrapped
+        for line in text.splitlines() or [""]
+        for wrapped in textwrap.wrap(
+            line,
+            width=width - len(prefix),
+            subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2),
+            break_on_hyphens=False,
+        )
+        or [""]
+    ]
     shown = [prefix + line for line in lines[:limit]]
     if len(lines) > limit:
         shown.append(f"{prefix}... ({len(lines) - limit} more lines: run `pytest tests/test_<lab>.py` for all of it)")
