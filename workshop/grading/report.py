@@ -16,7 +16,7 @@ from workshop.grading.runner import LabResult, TaskResult
 
 JSON_VERSION = 1
 BAR_WIDTH = 20
-MESSAGE_LINES = 14
+MESSAGE_LINES = 24
 
 
 class Style:
