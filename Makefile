@@ -15,7 +15,7 @@ test: $(STAMP) ## The project's whole test suite (graders against solutions, int
 	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions --timeout=300
 
 docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: $(STAMP) ## Print the performance figures and write them to docs/snippets/bench.md for the site
 	$(BIN)/workshop bench --write
