@@ -421,8 +421,11 @@ def test_task5_template_grants_access_to_this_table_only(lab_dir):
 
 
 def test_task5_template_runs_on_arm64_with_a_current_python_runtime(lab_dir):
+    # GIVEN the function as AWS deploys it (Globals applied)
     sam, cfn = load_both(lab_dir)
     name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+
+    # THEN it runs on Graviton, with a runtime Lambda supports for at least another year
     assert function.get("Architectures") == ["arm64"], (
         f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64]: "
         "Graviton costs about 20% less per GB-second and is as fast or faster for code like this."
@@ -435,8 +438,11 @@ def test_task5_template_runs_on_arm64_with_a_current_python_runtime(lab_dir):
 
 
 def test_task5_template_takes_powertools_from_its_public_layer(lab_dir):
+    # GIVEN the function as AWS deploys it
     sam, cfn = load_both(lab_dir)
     name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+
+    # THEN Powertools comes from the public layer built for its runtime and architecture ...
     layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
     matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
     assert matches, (
@@ -450,6 +456,7 @@ def test_task5_template_takes_powertools_from_its_public_layer(lab_dir):
         f"{name} runs {function.get('Runtime')} on {architecture}, but its Powertools layer is built for "
         f"{layer['python']} on {layer['arch']}: pick the layer that matches the runtime and architecture."
     )
+    # ... and neither it nor boto3 is bundled in the package
     requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8").lower()
     bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools", "pydantic") if re.search(rf"^\s*{p}\b", requirements, re.M)]
     assert not bundled, (

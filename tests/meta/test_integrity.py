@@ -46,6 +46,14 @@ def test_every_lab_of_the_manifest_has_its_folders_grader_and_page(lab):
 
 def test_nothing_exists_that_the_manifest_does_not_list():
     known = {lab.id for lab in LABS}
+    expected = {
+        paths.LABS: known | {"labs.toml"},
+        paths.SOLUTIONS: known,
+        paths.TESTS: {f"test_{lab}.py" for lab in known} | {"conftest.py", "meta"},
+    }
+    for folder, names in expected.items():
+        extra = sorted(p.name for p in folder.iterdir() if p.name not in names and p.name not in IGNORED)
+        assert not extra, f"{paths.relative(folder)}/ holds what the manifest does not list: {extra}"
     stray = [
         paths.relative(path)
         for path in [*lab_ids("labs/lab*/"), *lab_ids("solutions/lab*/"), *lab_ids("tests/test_lab*.py"), *lab_ids("docs/labs/*.md")]
@@ -75,6 +83,22 @@ def test_each_function_folder_is_a_codeuri_with_app_and_requirements(lab, target
         assert not BUNDLED.search(requirements), (
             f"{target}/{lab.id}/{function}/requirements.txt bundles what the runtime or the Powertools layer provides"
         )
+
+
+def test_every_starter_imports_cleanly(lab, monkeypatch):
+    """A starter fails its grader, but never because it cannot even be imported."""
+    from moto import mock_aws
+
+    from workshop.lambda_runtime import load_handler
+
+    solution = templates.transformed(lab.folder("solutions") / "template.yaml")
+    for _, function in templates.resources_of_type(solution, "AWS::Lambda::Function"):
+        for name, value in ((function.get("Environment") or {}).get("Variables") or {}).items():
+            # Literal values as the template gives them; a name CloudFormation would generate, made up.
+            monkeypatch.setenv(name, value if isinstance(value, str) else f"placeholder-{name.lower()}")
+    with mock_aws():
+        for function in lab.functions:
+            assert callable(load_handler(lab.folder("labs") / function)), f"labs/{lab.id}/{function} has no handler"
 
 
 def test_events_are_json_named_source_scenario(lab):
