@@ -8,6 +8,7 @@ shown to you exactly as written.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import uuid
@@ -18,7 +19,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from workshop import runtimes, templates
-from workshop.grading.feedback import call_api, learner_code
+from workshop.grading.feedback import call_api
 from workshop.grading.spies import CreationSpy
 from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
 
@@ -335,12 +336,9 @@ def test_task4_creates_nothing_inside_the_handler(monkeypatch, items_api, load_e
     # WHEN three requests arrive (three warm invocations)
     with spy.counting() as during_requests:
         for name in ("api_list_items", "api_get_item", "api_create_item"):
-            event = load_event(name)
-            with learner_code(f"{event['httpMethod']} {event['path']}"):
-                try:
-                    handler(event, lambda_context)
-                except Exception:  # other tasks grade the answers; this one only counts creations
-                    pass
+            # Other tasks grade the answers; this one only counts what the requests create.
+            with contextlib.suppress(Exception):
+                handler(load_event(name), lambda_context)
 
     # THEN nothing was created inside the handler
     assert not during_requests, (

@@ -13,6 +13,7 @@ a new TLS connection, which widens it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -132,14 +133,12 @@ def summary(values: list[float], unit: float = 1.0, digits: int = 2) -> str:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError, StopIteration):  # /proc/cpuinfo is Linux's
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 

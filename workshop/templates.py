@@ -56,7 +56,7 @@ def load(path: Path) -> dict[str, Any]:
 def package(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     """What `sam package` does to local paths, without uploading: they become S3 locations."""
     packaged = copy.deepcopy(template)
-    for name, resource in packaged["Resources"].items():
+    for resource in packaged["Resources"].values():
         properties = resource.get("Properties") or {}
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function" and isinstance(properties.get("CodeUri"), str):

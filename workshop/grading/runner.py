@@ -70,16 +70,13 @@ class _Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         lab = grader_lab(paths.ROOT / report.location[0])  # locations are relative to the rootdir
         task = task_number(report.location[2])
-        if lab is None or task is None:
-            return
-        if report.when == "call" or report.failed or report.skipped:
-            if report.when == "teardown" and report.passed:
-                return
-            name = report.location[2]
-            results = self.tests.setdefault(lab, {}).setdefault(task, [])
-            results[:] = [r for r in results if r.name != name]  # a teardown failure replaces the call's pass
-            message = "skipped: " + str(report.longrepr[2]) if report.skipped else report.longreprtext
-            results.append(TestResult(name, report.passed, message.strip()))
+        if lab is None or task is None or (report.when != "call" and report.passed):
+            return  # set-up and teardown count only when they fail
+        name = report.location[2]
+        results = self.tests.setdefault(lab, {}).setdefault(task, [])
+        results[:] = [r for r in results if r.name != name]  # a teardown failure replaces the call's pass
+        message = "skipped: " + str(report.longrepr[2]) if report.skipped else report.longreprtext
+        results.append(TestResult(name, report.passed, message.strip()))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         lab = grader_lab(paths.ROOT / report.nodeid.split("::")[0])
