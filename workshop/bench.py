@@ -4,6 +4,7 @@
 - cold and warm starts of each reference function under moto: a cold start is a fresh process importing
   the function and serving its first event; a warm start is one more event in that process. Each is
   measured for the solution and for a variant that creates its clients inside the handler;
+- lab 3's write ratio: N orders written one `put_item` at a time versus with a batch writer, in one process;
 - the whole `make test`, once, without installation.
 
 Figures are medians over several fresh processes, with their spread (min to max). Under moto there is no
@@ -29,6 +30,7 @@ from pathlib import Path
 from workshop import manifest, paths
 
 WARM_CALLS = 100
+BATCH_ORDERS = 200
 SNIPPET = paths.DOCS / "snippets" / "bench.md"
 
 
@@ -106,6 +108,34 @@ def probe(lab_id: str, variant: str, warm_calls: int) -> dict:
     return {"import_s": imported - started, "first_call_s": first - imported, "warm_s": statistics.median(warm)}
 
 
+def write_ratio(orders: int = 200) -> dict:
+    """Lab 3's lesson in numbers: N orders written one put_item at a time, then with a batch writer."""
+    from workshop import sandbox
+
+    sandbox.enter()
+    import boto3
+    from moto import mock_aws
+
+    items = [{"order_id": f"o-{n}", "customer": f"c-{n % 7}", "total": n} for n in range(orders)]
+    with mock_aws():
+        table = boto3.resource("dynamodb").create_table(
+            TableName="orders-bench",
+            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        started = time.perf_counter()
+        for item in items:
+            table.put_item(Item=item)
+        one_by_one = time.perf_counter() - started
+        started = time.perf_counter()
+        with table.batch_writer() as batch:  # BatchWriteItem, 25 items a request
+            for item in items:
+                batch.put_item(Item=item)
+        batched = time.perf_counter() - started
+    return {"one_by_one_s": one_by_one, "batched_s": batched}
+
+
 # --- the runner ------------------------------------------------------------------------------------
 
 
@@ -115,8 +145,8 @@ def _wall_time(command: list[str], cwd: Path = paths.ROOT) -> float:
     return time.perf_counter() - started
 
 
-def _probe_in_fresh_process(lab_id: str, variant: str) -> dict:
-    command = [sys.executable, "-m", "workshop.bench", lab_id, variant, str(WARM_CALLS)]
+def _probe_in_fresh_process(*arguments: str) -> dict:
+    command = [sys.executable, "-m", "workshop.bench", *arguments]
     run = subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"the bench probe failed:\n{run.stderr[-2000:]}")
@@ -155,11 +185,19 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
         if lab.id not in SCENARIOS:
             continue
         for variant, label in (("outside", "clients at import"), ("inside", "clients in the handler")):
-            probes = [_probe_in_fresh_process(lab.id, variant) for _ in range(runs)]
+            probes = [_probe_in_fresh_process(lab.id, variant, str(WARM_CALLS)) for _ in range(runs)]
             cold = [p["import_s"] + p["first_call_s"] for p in probes]
             warm = [p["warm_s"] for p in probes]
             rows.append((f"Lab {lab.number} cold start, {label}", f"{summary(cold, 1000, 0)} ms", f"import + first event, {runs} fresh processes"))
             rows.append((f"Lab {lab.number} warm invocation, {label}", f"{summary(warm, 1000, 2)} ms", f"median of {WARM_CALLS} events, {runs} processes"))
+    if any(lab.id == "lab03_sqs_processing" for lab in manifest.labs()):
+        writes = [_probe_in_fresh_process("writes", str(BATCH_ORDERS)) for _ in range(runs)]
+        ratios = [w["one_by_one_s"] / w["batched_s"] for w in writes]
+        rows.append((
+            f"Lab 3: {BATCH_ORDERS} orders, put_item one by one vs batch writer",
+            f"{summary(ratios, digits=1)}x",
+            f"same process, {runs} processes; one by one {summary([w['one_by_one_s'] for w in writes], 1000, 0)} ms",
+        ))
     if suite:
         seconds = _wall_time(["make", "--no-print-directory", "test"])
         rows.append(("make test (whole suite, no installation)", f"{seconds:.1f} s", "1 run"))
@@ -194,5 +232,8 @@ def main(runs: int = 5, suite: bool = True, write: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    lab_id, variant, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    print(json.dumps(probe(lab_id, variant, calls)))
+    if sys.argv[1] == "writes":
+        print(json.dumps(write_ratio(int(sys.argv[2]))))
+    else:
+        lab_id, variant, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        print(json.dumps(probe(lab_id, variant, calls)))

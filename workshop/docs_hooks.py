@@ -1,7 +1,10 @@
-"""MkDocs hook: show each task's hints, from labs/labs.toml, where a lab page says <!-- hints: task N -->.
+"""MkDocs hook: render what labs/labs.toml holds where a page asks for it.
 
-Hints live in one place (the manifest), so the site, `workshop check` and the integrity checks never
-disagree. They render as collapsed blocks, one per tier, so a learner opens only as much as they need.
+- `<!-- hints: task N -->` on a lab page: the task's hints, as collapsed blocks, one per tier, so a learner
+  opens only as much as they need;
+- `<!-- labs table -->`: the course map, one row per lab.
+
+The manifest stays the one place for both, so the site, `workshop check` and the checks never disagree.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from workshop import manifest
 
 MARKER = re.compile(r"^<!-- hints: task (\d+) -->$", re.M)
+LABS_TABLE = "<!-- labs table -->"
 TIERS = ("a nudge", "a pointer", "the exact API")
 
 
@@ -24,7 +28,18 @@ def _hints(lab: manifest.Lab, number: int) -> str:
     return "\n".join(blocks)
 
 
+def _labs_table(from_page: str) -> str:
+    depth = from_page.count("/")
+    rows = [
+        f"| [{lab.number} · {lab.title}]({'../' * depth}{lab.page}) | {lab.pattern} | {lab.practice} | "
+        f"{lab.minutes} min |"
+        for lab in manifest.labs()
+    ]
+    return "\n".join(["| Lab | Pattern | Best practice | Time |", "| --- | --- | --- | --- |", *rows])
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    markdown = markdown.replace(LABS_TABLE, _labs_table(page.file.src_uri))
     labs = {lab.page: lab for lab in manifest.labs()}
     lab = labs.get(page.file.src_uri)
     if lab is None:

@@ -24,6 +24,7 @@ def test_bench_measures_every_figure_in_one_quick_run():
         for label in ("clients at import", "clients in the handler"):
             assert f"Lab {number} cold start, {label}" in run.stdout
             assert f"Lab {number} warm invocation, {label}" in run.stdout
+    assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
 
 
 def test_the_published_figures_say_where_and_when_they_were_measured():

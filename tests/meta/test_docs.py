@@ -52,6 +52,14 @@ def test_the_site_fetches_nothing_from_the_internet(site):
     assert not fetched, f"the site loads scripts or styles from the internet: {sorted(fetched)}"
 
 
+def test_the_home_page_maps_every_lab(site):
+    from workshop import manifest
+
+    home = unescape(re.sub(r"<[^>]+>", "", (site / "index.html").read_text(encoding="utf-8")))
+    for lab in manifest.labs():
+        assert f"{lab.number} · {lab.title}" in home and lab.practice in home, f"the home page does not map {lab.id}"
+
+
 def test_lab_pages_include_the_real_files_and_show_the_hints(site):
     html = (site / "labs" / "lab01_api_gateway" / "index.html").read_text(encoding="utf-8")
     page = unescape(re.sub(r"<[^>]+>", "", html))  # the text a reader sees, without highlighting spans

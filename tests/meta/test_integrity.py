@@ -161,6 +161,12 @@ def test_the_page_numbers_its_tasks_like_the_manifest(lab):
         assert f"<!-- hints: task {task.number} -->" in page, f"docs/{lab.page} does not show the hints of task {task.number}"
 
 
+def test_the_readme_lists_every_lab():
+    readme = (paths.ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [lab.id for lab in LABS if f"`{lab.id}`" not in readme]
+    assert not missing, f"README.md does not list {missing}"
+
+
 class _AnyTagLoader(yaml.SafeLoader):
     """mkdocs.yml uses !!python/name tags; the nav does not need them resolved."""
 

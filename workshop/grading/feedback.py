@@ -11,11 +11,14 @@ import base64
 import json
 import linecache
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aws_lambda_powertools.utilities.batch.exceptions import BaseBatchProcessingError
 
 from workshop import paths
 
@@ -34,6 +37,12 @@ KNOWN_ERRORS = [
     ("QueueDoesNotExist", "", MISSING_RESOURCE),
     ("NotFoundException", "Topic does not exist", MISSING_RESOURCE),
     ("TypeError", "Float types are not supported", "DynamoDB takes numbers as decimal.Decimal, never float."),
+    (
+        "ConditionalCheckFailedException",
+        "",
+        "The conditional write found the item already there: for a duplicate delivery that is success; "
+        "catch table.meta.client.exceptions.ConditionalCheckFailedException.",
+    ),
 ]
 
 
@@ -74,8 +83,23 @@ def known_meaning(error: BaseException) -> str:
 
 def describe(error: BaseException) -> str:
     """The error, where in the learner's code it came from, and what it usually means."""
+    if isinstance(error, BaseBatchProcessingError):
+        return _describe_batch_error(error)
     lines = [f"{type(error).__name__}: {error}".rstrip(": "), where(error), known_meaning(error)]
     return "\n".join(line for line in lines if line)
+
+
+def _describe_batch_error(error: BaseBatchProcessingError) -> str:
+    """Powertools' error when every record of a batch failed, briefly: its own text holds the full
+    traceback of every record, library frames included, which is too much and not the learner's."""
+    children = [child for _, child, _ in error.child_exceptions or [] if child is not None]
+    if not children:
+        return f"{type(error).__name__}: {error.msg}"
+    kinds = ", ".join(f"{count} {kind}" for kind, count in Counter(type(c).__name__ for c in children).items())
+    return (
+        f"{type(error).__name__}: every record of the batch failed ({kinds}), so Powertools failed the "
+        f"whole invocation. The first record's error:\n{describe(children[0])}"
+    )
 
 
 @contextmanager

@@ -1,0 +1,707 @@
+"""Grader for lab 2: S3 event processing, configuration through environment variables.
+
+Each test_taskN_* checks task N of docs/labs/lab02_s3_events.md. A failure tells you what the grader
+sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
+shown to you exactly as written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+from workshop import templates
+from workshop.grading.feedback import learner_code
+from workshop.grading.s3_events import (
+    ApiCalls,
+    StoredResult,
+    WholeBodyReads,
+    addressed_to,
+    buckets_named_by,
+    client,
+    dependency_cycle,
+    event_sent_by_s3,
+    filter_rules,
+    import_moto_ssm,
+    new_bucket,
+    objects_in,
+    put_objects,
+    records_alone,
+    trigger_buckets,
+)
+from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+
+FUNCTION = "csv_summary"
+APP = f"{FUNCTION}/app.py"
+SETTINGS = ("OUTPUT_BUCKET", "OUTPUT_PREFIX", "SIGNING_KEY_PARAMETER")
+
+# The files behind the records of events/s3_put_several.json: (content, rows, sums of numeric columns).
+SALES_HEADER = "region,product,units,revenue"
+SALES = {
+    "uploads/north.csv": (
+        f"{SALES_HEADER}\nnorth,tea,12,30.50\nnorth,coffee,7,21.00\nnorth,cocoa,3,9.75\n",
+        3,
+        {"units": 22, "revenue": 61.25},
+    ),
+    "uploads/south.csv": (f"{SALES_HEADER}\nsouth,tea,4,10.00\nsouth,coffee,9,27.00\n", 2, {"units": 13, "revenue": 37}),
+    "uploads/2026/east.csv": (
+        f"{SALES_HEADER}\neast,tea,1,2.50\neast,coffee,2,6.00\neast,cocoa,5,15.00\neast,tea,8,20.00\n",
+        4,
+        {"units": 16, "revenue": 43.5},
+    ),
+}
+# The files behind events/s3_put_bad_files.json, and words one of which an error result should use.
+BAD_FILES = {
+    "uploads/empty.csv": (b"", "an empty file", ("empty", "no header", "no row", "no data", "nothing")),
+    "uploads/latin1.csv": (
+        "city,amount\nMontr\u00e9al,12\nQu\u00e9bec,7\n".encode("latin-1"),
+        "a file that is not UTF-8 (it is Latin-1)",
+        ("utf", "decode", "encod", "codec", "unicode"),
+    ),
+    "uploads/ragged.csv": (
+        b"region,units,revenue\nnorth,3,9.00\nsouth,4\nwest,5,1.00,extra\n",
+        "a CSV file whose rows do not all have the header's 3 fields",
+        ("field", "column", "row", "line", "value"),
+    ),
+}
+DELETED = "uploads/deleted.csv"
+GOOD_AFTER_BAD = ("uploads/after-the-bad-ones.csv", b"product,units\ntea,3\ncoffee,4\n")
+
+WHERE_RESULTS_GO = "Results go to OUTPUT_BUCKET, at OUTPUT_PREFIX + the object's (decoded) key + \".json\"."
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_cached_parameters():
+    """Powertools keeps fetched parameters in its own module, across fresh imports of app.py:
+    without this, one test could pass on the value another test fetched."""
+    parameters.clear_caches()
+    yield
+    parameters.clear_caches()
+
+
+def fresh_parameter_store_provider() -> None:
+    """Give Powertools' get_parameter a new provider, with an empty cache, on the grader's SSM
+    client: the provider it would create builds a session and a client, ~60 ms per cold start."""
+    parameters.clear_caches()
+    DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_client=client("ssm"))
+
+
+@dataclass
+class Setup:
+    """The grader's resources (random names) and the environment the function gets."""
+
+    uploads: str
+    output: str
+    prefix: str
+    parameter: str
+    signing_key: str
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {
+            "OUTPUT_BUCKET": self.output,
+            "OUTPUT_PREFIX": self.prefix,
+            "SIGNING_KEY_PARAMETER": self.parameter,
+            "POWERTOOLS_SERVICE_NAME": "csv-summary",
+        }
+
+    def result_key(self, key: str) -> str:
+        return f"{self.prefix}{key}.json"
+
+    def results(self) -> dict[str, StoredResult]:
+        return objects_in(self.output)
+
+
+@pytest.fixture
+def setup(aws, boto3_session, monkeypatch) -> Setup:
+    """An uploads bucket, an output bucket, a prefix and a SecureString signing key, all random."""
+    import_moto_ssm(boto3_session)
+    for name in ("SIGNING_KEY", *SETTINGS):
+        monkeypatch.delenv(name, raising=False)
+    suffix = uuid.uuid4().hex[:6]
+    created = Setup(
+        uploads=new_bucket("uploads"),
+        output=new_bucket("summaries"),
+        prefix=f"summaries-{suffix}/",
+        parameter=f"/csv-summaries-{suffix}/signing-key",
+        signing_key=uuid.uuid4().hex,
+    )
+    client("ssm").put_parameter(Name=created.parameter, Value=created.signing_key, Type="SecureString")
+    fresh_parameter_store_provider()
+    return created
+
+
+@pytest.fixture
+def csv_summary(setup, load_handler):
+    """The learner's handler, imported as a cold start with the grader's environment."""
+    with learner_code(f"Importing {APP} (the cold start)"):
+        return load_handler(FUNCTION, **setup.environment)
+
+
+def invoke(handler, event: dict, context, what: str, advice: str = ""):
+    with learner_code(f"Your lambda_handler, given {what},", advice):
+        return handler(event, context)
+
+
+def key_of(event: dict) -> str:
+    """The key of an event's first record, as sent."""
+    return event["Records"][0]["s3"]["object"]["key"]
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def describe_keys(keys) -> str:
+    return ", ".join(repr(key) for key in sorted(keys)) or "nothing"
+
+
+def result_for(setup: Setup, key: str, results: dict[str, StoredResult], sent: str) -> dict:
+    """The JSON result for the object `key`, or a failure that says what is there instead."""
+    wanted = setup.result_key(key)
+    assert wanted in results, (
+        f"After {sent}, there is no result for the object {key!r}: expected {wanted!r} in the output "
+        f"bucket; it holds {describe_keys(results)}.\n{WHERE_RESULTS_GO}"
+    )
+    document = results[wanted].document
+    assert isinstance(document, dict), (
+        f"The result {wanted!r} is {results[wanted].body[:200]!r}; expected a JSON object."
+    )
+    return document
+
+
+def check_summary(document: dict, key: str, content: str, rows: int, sums: dict[str, float]) -> None:
+    header = content.splitlines()[0].split(",")
+    assert "error" not in document, (
+        f"The result for {key!r} is an error, {document.get('error')!r}, for a valid file:\n{content}"
+    )
+    numeric = document.get("numeric") if isinstance(document.get("numeric"), dict) else {}
+    got = {name: numeric[name].get("sum") if isinstance(numeric.get(name), dict) else None for name in sums}
+    assert document.get("rows") == rows and document.get("columns") == header and got == sums, (
+        f"The result for {key!r} is {json.dumps(document)[:400]}; expected rows {rows}, columns {header} "
+        f"and the sums {sums} in \"numeric\", for the file:\n{content}"
+    )
+
+
+# --- task 1 ----------------------------------------------------------------------------------------
+
+
+def test_task1_summarises_every_record_of_the_event(setup, csv_summary, load_event, lambda_context):
+    # GIVEN three CSV files, two in one bucket and one in another (one function can serve several buckets)
+    other = new_bucket("more-uploads")
+    event = addressed_to(load_event("s3_put_several"), setup.uploads, setup.uploads, other)
+    keys = [record["s3"]["object"]["key"] for record in event["Records"]]
+    for record in event["Records"]:
+        key = record["s3"]["object"]["key"]
+        put_objects(record["s3"]["bucket"]["name"], {key: SALES[key][0].encode()})
+
+    # WHEN one event carries the three records
+    invoke(csv_summary, event, lambda_context, f"events/s3_put_several.json (3 records: {', '.join(keys)})")
+
+    # THEN each file has its own summary, read from the bucket its record names
+    results = setup.results()
+    missing = [key for key in keys if setup.result_key(key) not in results]
+    assert not missing, (
+        f"The event had 3 records ({', '.join(keys)}); the output bucket holds results for "
+        f"{describe_keys(results)}, none for {missing}.\nAn S3 event can carry several records: loop over "
+        "all of them (event.records), and read the bucket and the key from each record; the third object is "
+        f"only in the bucket {other!r}, which its record names."
+    )
+    for key in keys:
+        content, rows, sums = SALES[key]
+        check_summary(result_for(setup, key, results, "the event"), key, content, rows, sums)
+
+
+# --- task 2 ----------------------------------------------------------------------------------------
+
+
+def test_task2_decodes_url_encoded_keys(setup, csv_summary, load_event, lambda_context):
+    # GIVEN objects whose names have spaces, parentheses and accents, and the event S3 sends for them
+    event = addressed_to(load_event("s3_put_encoded_key"), setup.uploads)
+    content = f"{SALES_HEADER}\nwest,tea,6,15.00\nwest,coffee,2,6.00\n"
+    for alone in records_alone(event):
+        sent_key = key_of(alone)
+        key = unquote_plus(sent_key)
+        put_objects(setup.uploads, {key: content.encode()})
+
+        # WHEN each record arrives (alone, so that this task does not depend on task 1)
+        invoke(
+            csv_summary,
+            alone,
+            lambda_context,
+            f"a record for the object {key!r}, whose key arrives as {sent_key!r}",
+            advice="S3 event keys are URL-encoded (a space is '+', '(' is '%28'): "
+            "urllib.parse.unquote_plus(key) gives the object's real name.",
+        )
+
+        # THEN its result is named after the real, decoded key
+        results = setup.results()
+        assert setup.result_key(key) in results, (
+            f"The record's key was {sent_key!r}, which is the URL-encoded name of the object {key!r}. "
+            f"Expected the result {setup.result_key(key)!r}; the output bucket holds {describe_keys(results)}.\n"
+            "Decode the key with urllib.parse.unquote_plus before you use it."
+        )
+        document = result_for(setup, key, results, f"the record for {key!r}")
+        check_summary(document, key, content, 2, {"units": 8, "revenue": 21})
+
+
+def test_task2_handles_the_event_s3_itself_sends(setup, csv_summary, lambda_context):
+    # GIVEN the uploads bucket notifying a queue of new uploads/*.csv objects, as S3 notifies Lambda
+    key = "uploads/Q4 forecast (draft) #2.csv"
+    content = f"{SALES_HEADER}\nnorth,tea,10,25.00\n"
+
+    # WHEN an object is uploaded and S3's own event for it reaches the function
+    event = event_sent_by_s3(setup.uploads, key, content.encode(), prefix="uploads/", suffix=".csv")
+    sent_key = key_of(event)
+    invoke(
+        csv_summary,
+        event,
+        lambda_context,
+        f"the event S3 sent when {key!r} was uploaded (its key: {sent_key!r})",
+        advice="S3 event keys are URL-encoded: urllib.parse.unquote_plus(key) gives the object's real name.",
+    )
+
+    # THEN the object is summarised under its real name
+    results = setup.results()
+    assert setup.result_key(key) in results, (
+        f"S3 sent the key {sent_key!r} for the object {key!r}. Expected the result {setup.result_key(key)!r}; "
+        f"the output bucket holds {describe_keys(results)}.\nDecode the key with urllib.parse.unquote_plus."
+    )
+    check_summary(result_for(setup, key, results, "S3's event"), key, content, 1, {"units": 10, "revenue": 25})
+
+
+# --- task 3 ----------------------------------------------------------------------------------------
+
+
+def test_task3_fails_at_start_naming_a_missing_setting(setup, load_handler, monkeypatch):
+    problems = []
+    for missing in ("OUTPUT_BUCKET", "OUTPUT_PREFIX"):
+        # GIVEN the function's environment without one of its settings
+        monkeypatch.delenv(missing, raising=False)
+        environment = {name: value for name, value in setup.environment.items() if name != missing}
+
+        # WHEN Lambda imports the function (a cold start)
+        try:
+            load_handler(FUNCTION, **environment)
+        except Exception as error:  # the learner's import failing is what this test wants
+            # THEN the import fails, and the error names the missing variable
+            if missing not in str(error):
+                problems.append(f"without {missing}, importing {APP} failed with {type(error).__name__}: {error}, "
+                                f"which does not name {missing}")
+        else:
+            problems.append(f"without {missing}, importing {APP} succeeded")
+        monkeypatch.setenv(missing, setup.environment[missing])
+    assert not problems, (
+        "A setting the function cannot work without must stop it at start-up, with the variable's name in the "
+        "error, rather than let it run with a made-up default:\n"
+        + "\n".join(f"  - {problem}" for problem in problems)
+        + '\nRead each one once, at the top of app.py: os.environ["OUTPUT_BUCKET"] raises KeyError: '
+        "'OUTPUT_BUCKET' when it is missing."
+    )
+
+
+def signature_problem(result: StoredResult, setup: Setup) -> str:
+    """Why `result` is not signed with the parameter's key, or '' when it is."""
+    signature = result.metadata.get("signature", "")
+    expected = hmac.new(setup.signing_key.encode(), result.body, hashlib.sha256).hexdigest()
+    if signature == expected:
+        return ""
+    if not signature:
+        return f"the result has no signature in its metadata (it has {sorted(result.metadata)}); keep put_signed_json"
+    encrypted = f"kms:alias/aws/ssm:{setup.signing_key}"
+    if signature == hmac.new(encrypted.encode(), result.body, hashlib.sha256).hexdigest():
+        return ("it is signed with the parameter's encrypted value: a SecureString needs decrypt=True "
+                "(WithDecryption=True in boto3)")
+    return ("its signature is not the HMAC-SHA256 of the body with the value of the SecureString parameter "
+            f"named by SIGNING_KEY_PARAMETER ({setup.parameter!r}); is the key still read from somewhere else?")
+
+
+def test_task3_signs_results_with_the_key_from_parameter_store(setup, csv_summary, load_event, lambda_context):
+    # GIVEN the signing key in a SecureString parameter, whose name is in SIGNING_KEY_PARAMETER,
+    # and no SIGNING_KEY variable at all
+    event = records_alone(addressed_to(load_event("s3_put_several"), setup.uploads))[0]
+    key = key_of(event)
+    put_objects(setup.uploads, {key: SALES[key][0].encode()})
+
+    # WHEN a file is summarised
+    invoke(
+        csv_summary,
+        event,
+        lambda_context,
+        f"a record for {key!r}",
+        advice=f"The signing key is the SecureString parameter {setup.parameter!r}, named by the "
+        "SIGNING_KEY_PARAMETER variable; there is no SIGNING_KEY variable.",
+    )
+
+    # THEN its result is signed with the parameter's (decrypted) value
+    results = setup.results()
+    assert setup.result_key(key) in results, (
+        f"There is no result {setup.result_key(key)!r} to check the signature of; the output bucket holds "
+        f"{describe_keys(results)}.\n{WHERE_RESULTS_GO}"
+    )
+    problem = signature_problem(results[setup.result_key(key)], setup)
+    assert not problem, (
+        f"The result {setup.result_key(key)!r} is not signed with the key from Parameter Store: {problem}.\n"
+        "A secret in a plain environment variable is visible to anyone who can read the function's "
+        "configuration, and changing it means redeploying. Keep the name in SIGNING_KEY_PARAMETER and fetch "
+        "the value with parameters.get_parameter(name, decrypt=True, max_age=...)."
+    )
+
+
+def test_task3_fetches_the_key_once_for_several_invocations(setup, load_handler, load_event, lambda_context, monkeypatch):
+    # GIVEN a count of the calls to Parameter Store, from the cold start on
+    calls = ApiCalls(monkeypatch)
+    with learner_code(f"Importing {APP} (the cold start)"):
+        handler = load_handler(FUNCTION, **setup.environment)
+    events = records_alone(addressed_to(load_event("s3_put_several"), setup.uploads))
+    for event in events:
+        put_objects(setup.uploads, {key_of(event): SALES[key_of(event)][0].encode()})
+
+    # WHEN three events arrive at the same execution environment (warm invocations)
+    for event in events:
+        invoke(handler, event, lambda_context, f"a record for {key_of(event)!r}")
+
+    # THEN the key was fetched once, and cached
+    fetched = calls.count("ssm", "GetParameter")
+    assert fetched == 1, (
+        f"Over a cold start and {len(events)} invocations, your code called Parameter Store {fetched} time(s); "
+        "expected exactly once. "
+        + (
+            "It never asked for the signing key: fetch it from the parameter named by SIGNING_KEY_PARAMETER."
+            if fetched == 0
+            else "Every call costs time (and, at scale, money and throttling): Powertools' "
+            "parameters.get_parameter(name, decrypt=True, max_age=300) caches the value for max_age seconds."
+        )
+    )
+
+
+SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL", re.I)
+
+
+def test_task3_template_passes_names_not_secrets(lab_dir):
+    # GIVEN the function as AWS deploys it
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    variables = (function.get("Environment") or {}).get("Variables") or {}
+
+    # THEN its environment names every setting, and holds no secret
+    missing = [setting for setting in SETTINGS if setting not in variables]
+    assert not missing, (
+        f"{name}'s Environment.Variables are {sorted(variables)}; missing {missing}. The code reads these at "
+        "start-up: OUTPUT_BUCKET and OUTPUT_PREFIX say where results go, SIGNING_KEY_PARAMETER names the "
+        "SecureString parameter (!Ref SigningKeyParameterName)."
+    )
+    secrets = [variable for variable in variables if SECRET_NAME.search(variable) and not variable.endswith("_PARAMETER")]
+    assert not secrets, (
+        f"{name}'s environment has {secrets}: a secret in an environment variable can be read by anyone who "
+        "may read the function's configuration (and by every tool that prints it), and is in the template "
+        "for all to see. Pass the name of its parameter instead (SIGNING_KEY_PARAMETER)."
+    )
+
+
+# --- task 4 ----------------------------------------------------------------------------------------
+
+
+def bad_files_event(load_event, setup: Setup) -> dict:
+    event = addressed_to(load_event("s3_put_bad_files"), setup.uploads)
+    put_objects(setup.uploads, {key: body for key, (body, _, _) in BAD_FILES.items()})
+    put_objects(setup.uploads, dict([GOOD_AFTER_BAD]))
+    return event
+
+
+def error_problem(document: dict, what: str, words: tuple[str, ...]) -> str:
+    error = document.get("error")
+    if not isinstance(error, str) or not error.strip():
+        return f"{what}: expected an error result like {{\"error\": \"...\"}}; got {json.dumps(document)[:200]}"
+    if not any(word in error.lower() for word in words):
+        return f"{what}: the error {error!r} does not say what is wrong (expected it to mention {' or '.join(words[:3])})"
+    return ""
+
+
+def test_task4_writes_an_error_result_for_each_bad_file(setup, csv_summary, load_event, lambda_context):
+    # GIVEN an empty file, a file that is not UTF-8, and a file whose rows do not match its header
+    events = {key_of(alone): alone for alone in records_alone(bad_files_event(load_event, setup))}
+    problems = []
+    for key, (body, what, words) in BAD_FILES.items():
+        # WHEN each arrives alone
+        invoke(
+            csv_summary,
+            events[key],
+            lambda_context,
+            f"{what} ({key!r}: {body[:60]!r})",
+            advice="A file that cannot be summarised is not a reason to crash: S3 would retry the whole event, "
+            "twice, and fail again. Catch what goes wrong with that file and write an error result for it.",
+        )
+
+        # THEN its result says what is wrong with it
+        results = setup.results()
+        if setup.result_key(key) not in results:
+            problems.append(f"{what}: no result {setup.result_key(key)!r}")
+            continue
+        document = results[setup.result_key(key)].document
+        problem = error_problem(document if isinstance(document, dict) else {}, what, words)
+        if problem:
+            problems.append(problem)
+    assert not problems, (
+        "Each bad file should get an error result, at the same key a summary would have, saying what is wrong "
+        "so that whoever uploaded it can fix it:\n" + "\n".join(f"  - {problem}" for problem in problems)
+    )
+
+
+def test_task4_skips_an_object_deleted_before_it_is_read(setup, csv_summary, load_event, lambda_context):
+    # GIVEN a record for an object that was deleted before the function could read it
+    event = next(alone for alone in records_alone(bad_files_event(load_event, setup)) if key_of(alone) == DELETED)
+
+    # WHEN it arrives
+    invoke(
+        csv_summary,
+        event,
+        lambda_context,
+        f"a record for {DELETED!r}, an object that no longer exists",
+        advice="An object can be deleted between its event and your read: get_object then raises NoSuchKey "
+        "(s3.exceptions.NoSuchKey). There is nothing to summarise: log it and skip it.",
+    )
+
+    # THEN nothing crashed, and no result was written for it
+    results = setup.results()
+    assert setup.result_key(DELETED) not in results, (
+        f"The object {DELETED!r} does not exist, yet the output bucket has a result for it: "
+        f"{results[setup.result_key(DELETED)].body[:200]!r}. Log it and skip it: there is nothing to summarise."
+    )
+
+
+def test_task4_carries_on_after_a_bad_file(setup, csv_summary, load_event, lambda_context):
+    # GIVEN one event with three bad files, a deleted object, and a good file last
+    event = bad_files_event(load_event, setup)
+    keys = [record["s3"]["object"]["key"] for record in event["Records"]]
+
+    # WHEN it arrives
+    invoke(
+        csv_summary,
+        event,
+        lambda_context,
+        f"events/s3_put_bad_files.json ({', '.join(keys)})",
+        advice="Handle each record's problem where it happens (one try/except per record), so that one "
+        "bad file neither crashes the invocation nor stops the records after it.",
+    )
+
+    # THEN the good file is summarised, and each bad one has its error result
+    results = setup.results()
+    good_key, good_body = GOOD_AFTER_BAD
+    assert setup.result_key(good_key) in results, (
+        f"After the bad files of events/s3_put_bad_files.json, the last record, {good_key!r}, is a good file, "
+        f"but it has no result {setup.result_key(good_key)!r}; the output bucket holds {describe_keys(results)}.\n"
+        "Carry on with the next record after a bad one (and if only the first record has a result, see task 1)."
+    )
+    check_summary(result_for(setup, good_key, results, "the event"), good_key, good_body.decode(), 2, {"units": 7})
+    missing = [key for key in BAD_FILES if setup.result_key(key) not in results]
+    assert not missing, f"In the same event, the bad files {missing} got no error result; expected one for each."
+
+
+# --- task 5 ----------------------------------------------------------------------------------------
+
+
+def deployed_function(lab_dir):
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    return cfn, name, function
+
+
+def test_task5_template_triggers_only_on_uploads_csv(lab_dir):
+    # GIVEN the lab's template, as AWS deploys it
+    cfn, name, _ = deployed_function(lab_dir)
+
+    # THEN a bucket notifies the function, of objects under uploads/ ending in .csv only
+    triggers = trigger_buckets(cfn, name)
+    assert triggers, (
+        f"No bucket notifies {name}: give it an S3 event (Events: {{Upload: {{Type: S3, Properties: "
+        "{Bucket: !Ref UploadsBucket, Events: s3:ObjectCreated:*}}}})."
+    )
+    unfiltered = {
+        bucket: filter_rules(configuration) or "no filter"
+        for bucket, configurations in triggers.items()
+        for configuration in configurations
+        if filter_rules(configuration) != {"prefix": "uploads/", "suffix": ".csv"}
+    }
+    assert not unfiltered, (
+        f"{name} is triggered by {unfiltered}; expected only objects under uploads/ ending in .csv. Without a "
+        "filter, every object written to the bucket triggers the function, its own results included: "
+        "a loop that runs, and bills, until someone notices. Add to the S3 event: "
+        "Filter: {S3Key: {Rules: [{Name: prefix, Value: uploads/}, {Name: suffix, Value: .csv}]}}."
+    )
+
+
+def test_task5_template_writes_results_to_another_bucket(lab_dir):
+    # GIVEN the lab's template, as AWS deploys it
+    cfn, name, function = deployed_function(lab_dir)
+    output = ((function.get("Environment") or {}).get("Variables") or {}).get("OUTPUT_BUCKET")
+    triggers = set(trigger_buckets(cfn, name))
+
+    # THEN OUTPUT_BUCKET names a bucket of the template, and not one that triggers the function
+    named = buckets_named_by(output, cfn)
+    assert len(named) == 1, (
+        f"{name}'s OUTPUT_BUCKET is {json.dumps(output)}, which is not one bucket of the template; expected "
+        "!Ref to a results bucket declared in the template (AWS::S3::Bucket)."
+    )
+    assert not named & triggers, (
+        f"{name} writes its results to {named.pop()}, the bucket that triggers it: one filter mistake, and "
+        "each result triggers the function again. Declare a separate results bucket and pass !Ref to it in "
+        "OUTPUT_BUCKET: nothing written there can ever trigger the function."
+    )
+
+
+S3_READ = {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObjectVersion", "s3:GetLifecycleConfiguration"}
+S3_WRITE = {"s3:PutObject", "s3:PutObjectAcl", "s3:PutLifecycleConfiguration"}
+
+
+def test_task5_template_reads_the_input_bucket_and_writes_the_output_bucket_only(lab_dir):
+    # GIVEN the role the function runs with, as AWS deploys it
+    cfn, name, function = deployed_function(lab_dir)
+    role = role_of(cfn, function)
+    uploads = set(trigger_buckets(cfn, name))
+    output = buckets_named_by(((function.get("Environment") or {}).get("Variables") or {}).get("OUTPUT_BUCKET"), cfn)
+
+    # THEN no managed policy beyond logging (SAM always attaches AWSLambdaBasicExecutionRole) ...
+    managed = [arn for arn in role.get("ManagedPolicyArns", []) if "AWSLambdaBasicExecutionRole" not in json.dumps(arn)]
+    assert not managed, (
+        f"{name}'s role has the managed policies {managed}, which reach every bucket in the account. Use SAM "
+        "policy templates scoped to one bucket each: S3ReadPolicy and S3WritePolicy."
+    )
+    # ... and, on S3, reading the uploads bucket and writing the results bucket, nothing else
+    granted: dict[str, set[str]] = {}
+    for statement in policy_statements(role):
+        s3_actions = {action for action in actions(statement) if action.startswith("s3:") or action == "*"}
+        if not s3_actions:
+            continue
+        targets = set().union(*(buckets_named_by(resource, cfn) for resource in as_list(statement.get("Resource"))))
+        for target in targets or {"something that is not a bucket of the template"}:
+            granted.setdefault(target, set()).update(s3_actions)
+    problems = []
+    for target, allowed in sorted(granted.items()):
+        if target in uploads and not allowed <= S3_READ:
+            problems.append(f"it may {sorted(allowed - S3_READ)} in the uploads bucket {target}, which it only reads")
+        elif target in output and not allowed <= S3_WRITE:
+            problems.append(f"it may {sorted(allowed - S3_WRITE)} in the results bucket {target}, which it only writes")
+        elif target not in uploads | output:
+            problems.append(f"it may {sorted(allowed)} on {target}")
+    if not any("s3:GetObject" in granted.get(bucket, ()) for bucket in uploads):
+        problems.append(f"it may not read (s3:GetObject) the uploads bucket {', '.join(sorted(uploads)) or '(none)'}")
+    if not any("s3:PutObject" in granted.get(bucket, ()) for bucket in output):
+        problems.append(f"it may not write (s3:PutObject) to the results bucket {', '.join(sorted(output)) or '(none)'}")
+    assert not problems, (
+        f"{name}'s S3 permissions are not least privilege:\n" + "\n".join(f"  - {p}" for p in problems) + "\n"
+        "Grant S3ReadPolicy on the uploads bucket and S3WritePolicy on the results bucket, nothing broader: "
+        "a function that cannot write to the uploads bucket cannot trigger itself, even by mistake. Name "
+        "the uploads bucket in the policy with the same !Sub as its BucketName (!Ref to it would make a "
+        "circular dependency)."
+    )
+    # ... named in a way CloudFormation can deploy
+    cycle = dependency_cycle(cfn)
+    assert not cycle, (
+        f"CloudFormation cannot deploy this template: {' -> '.join(cycle)} each wait for the next, in a "
+        "circle. The usual cause is !Ref to the uploads bucket in a policy: the bucket's notification needs "
+        "the function, the function needs its role, and the role's policy would need the bucket. Name the "
+        "bucket with !Sub (BucketName) and repeat that same !Sub in the policy."
+    )
+
+
+def parameter_reads(role: dict) -> list[dict]:
+    """The statements that let the function read parameter values."""
+    return [
+        statement
+        for statement in policy_statements(role)
+        if any(action.startswith(("ssm:GetParameter", "ssm:*")) or action == "*" for action in actions(statement))
+    ]
+
+
+def names_the_parameter(resource: object, parameter: object) -> bool:
+    """Whether an ARN expression designates one parameter: the one SIGNING_KEY_PARAMETER names,
+    when it is set (task 3), else any one parameter, by !Ref or by name."""
+    text = json.dumps(resource)
+    if "*" in text:
+        return False
+    if isinstance(parameter, str):
+        return parameter.lstrip("/") in text
+    if parameter is not None:
+        return bool(templates.references(parameter)) and templates.references(parameter) <= templates.references(resource)
+    return bool(templates.references(resource)) or bool(re.search(r":parameter/[^$]", text))
+
+
+def test_task5_template_lets_the_function_read_its_parameter_only(lab_dir):
+    # GIVEN the role the function runs with, as AWS deploys it
+    cfn, name, function = deployed_function(lab_dir)
+    parameter = ((function.get("Environment") or {}).get("Variables") or {}).get("SIGNING_KEY_PARAMETER")
+    reads = parameter_reads(role_of(cfn, function))
+
+    # THEN it may read one parameter, the one named by SIGNING_KEY_PARAMETER, and no other
+    resources = [
+        resource
+        for statement in reads
+        for resource in as_list(statement.get("Resource"))
+    ]
+    expected = f"the one named by SIGNING_KEY_PARAMETER ({json.dumps(parameter)})" if parameter else "one parameter"
+    assert resources and all(names_the_parameter(resource, parameter) for resource in resources), (
+        f"{name} may read the parameters {json.dumps(resources)[:300] if resources else '(none)'}; expected "
+        f"exactly {expected}. Add the SAM policy template SSMParameterWithSlashPrefixReadPolicy with "
+        "ParameterName: !Ref SigningKeyParameterName (for a name that starts with '/'). A SecureString "
+        "encrypted with the AWS-managed key (aws/ssm) needs no kms:Decrypt grant."
+    )
+
+
+# --- task 6 ----------------------------------------------------------------------------------------
+
+LARGE_KEY = "uploads/large.csv"
+LARGE_ROWS = 12_000
+ONE_READ_LIMIT = 1024 * 1024
+
+
+def large_csv() -> bytes:
+    notes = "n" * 180
+    lines = ["id,region,units,price,notes"]
+    lines += [f"{n},{('north', 'south', 'east')[n % 3]},{n % 7},{n % 100}.25,{notes}" for n in range(LARGE_ROWS)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_task6_streams_large_files(setup, csv_summary, load_event, lambda_context, monkeypatch):
+    # GIVEN a CSV file of about 2.4 MB, and a watch on how its body is read
+    body = large_csv()
+    put_objects(setup.uploads, {LARGE_KEY: body})
+    event = addressed_to(load_event("s3_put_large"), setup.uploads)
+    reads = WholeBodyReads(monkeypatch, limit=ONE_READ_LIMIT)
+
+    # WHEN it is summarised
+    invoke(csv_summary, event, lambda_context, f"a record for {LARGE_KEY!r} ({len(body):,} bytes)")
+
+    # THEN the body was read a piece at a time, never whole ...
+    assert not reads.reads, (
+        f"Summarising {LARGE_KEY!r} ({len(body):,} bytes) read the object's body whole:\n"
+        + "\n".join(f"  {read}" for read in reads.reads[:3])
+        + "\nThe whole file then sits in the function's memory (and, decoded, twice): a large upload fails "
+        "with an out-of-memory error, or needs memory you pay for on every invocation. Stream it: "
+        "codecs.getreader(\"utf-8\")(body), io.TextIOWrapper(body, encoding=\"utf-8\", newline=\"\") or "
+        "body.iter_lines() give csv.reader one line at a time."
+    )
+    # ... and every row was counted
+    results = setup.results()
+    document = result_for(setup, LARGE_KEY, results, f"summarising {LARGE_KEY!r}")
+    assert "error" not in document, (
+        f"The result for {LARGE_KEY!r}, a valid CSV file, is an error: {document['error']!r}.\n"
+        "csv.reader needs the text a line at a time: iterating over the body itself, or over iter_chunks(), "
+        "gives pieces of bytes that end anywhere, not lines."
+    )
+    assert document.get("rows") == LARGE_ROWS, (
+        f"The result for {LARGE_KEY!r} counts {document.get('rows')!r} rows; the file has {LARGE_ROWS:,}. "
+        "Read the stream line by line until its end."
+    )

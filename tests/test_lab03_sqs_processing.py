@@ -1,0 +1,706 @@
+"""Grader for lab 3: SQS queue processing, error handling with Powertools.
+
+Each test_taskN_* checks task N of docs/labs/lab03_sqs_processing.md. A failure tells you what the grader
+sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
+shown to you exactly as written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import re
+import sys
+import uuid
+from collections import Counter
+from decimal import Decimal
+
+import boto3
+import pytest
+from aws_lambda_powertools import Tracer
+
+from workshop import runtimes, templates
+from workshop.grading import sqs_delivery
+from workshop.grading.feedback import learner_code
+from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+
+FUNCTION = "order_worker"
+APP = f"{FUNCTION}/app.py"
+CENT = Decimal("0.01")
+POWERTOOLS_LAYER = re.compile(
+    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
+    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
+)
+# Managed policies SAM attaches by itself to a function with an SQS event; only your own Role avoids them.
+SAM_MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def create_table() -> str:
+    """A fresh orders table with a random name (so no hard-coded name can match)."""
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    boto3.resource("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def stored_orders(table_name: str) -> dict[str, dict]:
+    items = boto3.resource("dynamodb").Table(table_name).scan()["Items"]
+    return {str(item.get("order_id")): item for item in items}
+
+
+def problem_with(body: str) -> str | None:
+    """Why a message body is not a valid order (the grader's own reference), or None when it is one."""
+    try:
+        order = json.loads(body, parse_float=Decimal)
+    except json.JSONDecodeError:
+        return "not valid JSON"
+    missing = [key for key in ("order_id", "customer", "items") if not order.get(key)]
+    if missing:
+        return f"no {' and no '.join(missing)}"
+    for item in order["items"]:
+        if not item.get("sku") or not isinstance(item.get("unit_price"), (int, Decimal)):
+            return "an item without sku or unit_price"
+        if not isinstance(item.get("quantity"), int) or item["quantity"] < 1:
+            return f"quantity {item.get('quantity')}"
+    return None
+
+
+def expected_total(body: str) -> Decimal:
+    order = json.loads(body, parse_float=Decimal)
+    return sum((Decimal(i["quantity"]) * i["unit_price"] for i in order["items"]), Decimal(0)).quantize(CENT)
+
+
+def arithmetic(body: str) -> str:
+    items = json.loads(body, parse_float=Decimal)["items"]
+    return " + ".join(f"{i['quantity']} x {i['unit_price']}" for i in items)
+
+
+def order_id(record: dict) -> str:
+    return json.loads(record["body"])["order_id"]
+
+
+def claimed_order_id(body: str) -> str | None:
+    """The order_id a body carries, valid or not (None when it is not JSON or has none)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        return json.loads(body).get("order_id")
+    return None
+
+
+def label(record: dict) -> str:
+    """A record as the learner can find it in the event file."""
+    return f"message {record['messageId'][:8]}... ({problem_with(record['body']) or order_id(record)})"
+
+
+def reported_failures(response: object, event: dict) -> list[str]:
+    """The message ids a response names in batchItemFailures; an AssertionError when its shape is wrong."""
+    if response is None or response == {}:
+        return []
+    sent = [record["messageId"] for record in event["Records"]]
+    failures = response.get("batchItemFailures", []) if isinstance(response, dict) else None
+    if failures is None and isinstance(response, dict):
+        return []  # Lambda reads a null list as "nothing failed"
+    shape_ok = isinstance(failures, list) and all(isinstance(f, dict) and "itemIdentifier" in f for f in failures)
+    assert shape_ok, (
+        f"Your lambda_handler returned {response!r:.300}; Lambda expects "
+        '{"batchItemFailures": [{"itemIdentifier": "<messageId>"}, ...]} (process_partial_response builds it). '
+        "Lambda treats any other shape as a failure of the whole batch."
+    )
+    unknown = [f["itemIdentifier"] for f in failures if f["itemIdentifier"] not in sent]
+    assert not unknown, (
+        f"batchItemFailures names {unknown}, which are not message ids of the batch ({sent}). "
+        "Lambda then fails the whole batch: use each record's messageId."
+    )
+    return [f["itemIdentifier"] for f in failures]
+
+
+def change_first_quantity(record: dict, quantity: int) -> dict:
+    order = json.loads(record["body"])
+    order["items"][0]["quantity"] = quantity
+    return {**record, "body": json.dumps(order)}
+
+
+def invoke(handler, event: dict, context, what: str, advice: str = ""):
+    with learner_code(f"Your lambda_handler, given {what},", advice):
+        return handler(event, context)
+
+
+def log_to_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every Powertools logger's handler at this test's stdout, as a new Lambda process would.
+
+    Powertools configures one handler per service name, once per process, on the stdout of that moment;
+    a Logger(service="...") created again in a later test reuses it, and would print to a stdout that
+    pytest has since closed or replaced.
+    """
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        handler = getattr(logger, "powertools_handler", None)
+        if isinstance(handler, logging.StreamHandler) and handler.stream not in (sys.stderr, sys.__stderr__):
+            monkeypatch.setattr(handler, "stream", sys.stdout)
+
+
+@pytest.fixture
+def order_worker(load_handler, monkeypatch):
+    """load(): a fresh orders table, then the learner's handler bound to it; returns both."""
+
+    def load():
+        table_name = create_table()
+        # A service name of its own per cold start: each gets a fresh Powertools logger, as in a new sandbox.
+        handler = load_handler(
+            FUNCTION, TABLE_NAME=table_name, POWERTOOLS_SERVICE_NAME=f"order-worker-{uuid.uuid4().hex[:8]}"
+        )
+        log_to_current_stdout(monkeypatch)
+        return handler, table_name
+
+    return load
+
+
+# --- task 1 ----------------------------------------------------------------------------------------
+
+
+def test_task1_writes_each_valid_order_with_its_exact_total(order_worker, load_event, lambda_context):
+    # GIVEN a batch of three valid orders (events/sqs_orders_valid.json) and an empty table
+    handler, table_name = order_worker()
+    event = load_event("sqs_orders_valid")
+
+    # WHEN the function receives it
+    invoke(
+        handler,
+        event,
+        lambda_context,
+        "events/sqs_orders_valid.json (three valid orders)",
+        advice="Parse the body so that prices are Decimal (json.loads(body, parse_float=Decimal), or a pydantic "
+        "model with Decimal fields), and compute the total in Decimal too.",
+    )
+
+    # THEN each order is in the table, with its fields and its total, exact to the cent
+    stored = stored_orders(table_name)
+    for record in event["Records"]:
+        sent = json.loads(record["body"], parse_float=Decimal)
+        item = stored.get(sent["order_id"])
+        assert item is not None, (
+            f"The table has no order {sent['order_id']!r} after the batch (it holds {sorted(stored)}). "
+            "Write each order under its order_id, the table's key."
+        )
+        assert item.get("customer") == sent["customer"] and len(item.get("items") or []) == len(sent["items"]), (
+            f"Order {sent['order_id']} is stored as {item}; expected its customer {sent['customer']!r} "
+            f"and its {len(sent['items'])} items, as the message carried them."
+        )
+        total, expected = item.get("total"), expected_total(record["body"])
+        assert isinstance(total, Decimal), (
+            f"Order {sent['order_id']} is stored with total {total!r}; expected the number {expected} "
+            "(a Decimal in Python, a number in DynamoDB), not a string."
+        )
+        assert total == expected, (
+            f"Order {sent['order_id']} is stored with total {total}; expected exactly {expected} "
+            f"({arithmetic(record['body'])}). In float, 3 x 0.10 + 0.20 is 0.5000000000000001: add up "
+            "quantity x unit_price in Decimal, and quantize the total to cents."
+        )
+
+
+# --- task 2 ----------------------------------------------------------------------------------------
+
+WHOLE_BATCH_LESSON = (
+    "One bad message made the whole invocation fail, so Lambda returns every message of the batch to the "
+    "queue, the good ones too, and the bad one brings them back again and again. Let a BatchProcessor call "
+    "your code once per record and answer with process_partial_response(...)."
+)
+
+
+def poison_and_valid(event: dict) -> tuple[list[dict], list[dict]]:
+    records = event["Records"]
+    return [r for r in records if problem_with(r["body"])], [r for r in records if not problem_with(r["body"])]
+
+
+def test_task2_reports_exactly_the_poison_messages_of_a_batch(order_worker, load_event, lambda_context):
+    # GIVEN a batch of five messages, three of them poison (not JSON, no items, a negative quantity)
+    handler, _ = order_worker()
+    event = load_event("sqs_orders_mixed")
+    poison, valid = poison_and_valid(event)
+
+    # WHEN the function receives it
+    response = invoke(
+        handler, event, lambda_context, "events/sqs_orders_mixed.json (2 valid orders, 3 poison messages)",
+        advice=WHOLE_BATCH_LESSON,
+    )
+
+    # THEN it answers with batchItemFailures naming exactly the poison messages
+    failed = reported_failures(response, event)
+    missing = [label(r) for r in poison if r["messageId"] not in failed]
+    assert not missing, (
+        f"Your lambda_handler returned {response!r:.300}; it does not report {missing} as failed.\n"
+        "A message reported as processed is deleted from the queue: a failure nobody reports is lost. "
+        "Raise from the record handler for every message you cannot process (missing fields and a quantity "
+        "below 1 included: validate the order), and return process_partial_response(...)."
+    )
+    wrongly = [label(r) for r in valid if r["messageId"] in failed]
+    assert not wrongly, (
+        f"Your lambda_handler reports the valid {wrongly} as failed too; only the poison messages should "
+        "come back. If task 1 still fails, start there (floats make every write fail)."
+    )
+
+
+def test_task2_writes_every_valid_order_of_a_batch_with_poison_messages(order_worker, load_event, lambda_context):
+    # GIVEN the same batch of 2 valid orders and 3 poison messages, and an empty table
+    handler, table_name = order_worker()
+    event = load_event("sqs_orders_mixed")
+    poison, valid = poison_and_valid(event)
+
+    # WHEN the function receives it
+    invoke(handler, event, lambda_context, "events/sqs_orders_mixed.json", advice=WHOLE_BATCH_LESSON)
+
+    # THEN the valid orders are written, whatever their position in the batch, and nothing poison is
+    stored = stored_orders(table_name)
+    unwritten = [order_id(r) for r in valid if order_id(r) not in stored]
+    assert not unwritten, (
+        f"After the batch the table holds {sorted(stored)}; the valid orders {unwritten} are missing. "
+        "Every valid message must be written, before and after the poison ones."
+    )
+    written = [label(r) for r in poison if claimed_order_id(r["body"]) in stored]
+    assert not written, (
+        f"The table holds orders from the poison {written}; an invalid order must not be stored. "
+        "Validate every order (fields present, quantity at least 1) before writing it."
+    )
+
+
+# --- task 3 ----------------------------------------------------------------------------------------
+
+
+def json_lines(text: str) -> tuple[list[dict], list[str]]:
+    """The log lines that are JSON objects, and the other non-empty lines."""
+    parsed, other = [], []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            parsed.append(value)
+        elif line.strip():
+            other.append(line.strip())
+    return parsed, other
+
+
+def test_task3_logs_each_failure_as_json_with_the_context_and_the_message_id(
+    order_worker, load_event, lambda_context, capsys
+):
+    # GIVEN the function, and each poison message of events/sqs_orders_mixed.json in a batch of its own
+    handler, _ = order_worker()
+    poison, _ = poison_and_valid(load_event("sqs_orders_mixed"))
+    capsys.readouterr()
+
+    for record in poison:
+        # WHEN the function receives it (another task grades what it answers; this one reads the logs)
+        raised, response = False, None
+        try:
+            response = handler({"Records": [record]}, lambda_context)
+        except Exception:  # noqa: BLE001  (raising is one correct way to fail the message)
+            raised = True
+        lines, other = json_lines(capsys.readouterr().out)
+
+        # THEN it logged JSON ...
+        assert lines, (
+            f"For the poison {label(record)}, your code wrote no JSON log line to stdout"
+            + (f"; it printed: {other[:3]}" if other else "")
+            + ".\nprint() writes plain text that nobody can search by field. Create logger = Logger() once at "
+            "module level (its service name comes from POWERTOOLS_SERVICE_NAME) and log through it."
+        )
+        # ... an ERROR line with the exception, for this message (its id as correlation id) ...
+        errors = [line for line in lines if line.get("level") == "ERROR" and "exception" in line]
+        assert errors, (
+            f"For the poison {label(record)}, your code logged {[line.get('message') for line in lines][:4]} "
+            "but no ERROR line with the exception. Catch the error in the record handler, log it with "
+            "logger.exception(...) (which adds the traceback) and raise it again."
+        )
+        ids = [line.get("correlation_id") for line in errors]
+        assert record["messageId"] in ids, (
+            f"The ERROR line for the poison message {record['messageId']} has correlation_id {ids[0]!r}; "
+            "expected that message's id, so that one search finds everything logged about it. "
+            "Call logger.set_correlation_id(record.message_id) first thing for each record."
+        )
+        # ... inside the Lambda context ...
+        line = errors[ids.index(record["messageId"])]
+        assert line.get("function_name") == lambda_context.function_name, (
+            f"The ERROR line for {record['messageId']} has function_name {line.get('function_name')!r}; "
+            f"expected {lambda_context.function_name!r}, from the Lambda context. "
+            "Decorate lambda_handler with @logger.inject_lambda_context."
+        )
+        # ... and did not swallow the failure
+        failed = raised or record["messageId"] in str(response)
+        assert failed, (
+            f"Your code logged the failure of {record['messageId']} and then returned {response!r:.200}: "
+            "the message counts as processed and is deleted, lost. After logger.exception(...), raise again."
+        )
+
+
+def spy_on_tracer(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter]:
+    """Record which functions Tracer's decorators wrap, and count the calls of the wrapped functions."""
+    seen: dict[str, Counter] = {"capture_lambda_handler": Counter(), "capture_method": Counter()}
+
+    for decorator, calls in seen.items():
+        original = getattr(Tracer, decorator)
+
+        def spy(self, function=None, *args, _original=original, _calls=calls, **kwargs):
+            if function is None:  # @tracer.capture_method(capture_response=False): a partial of the spy
+                return _original(self, None, *args, **kwargs)
+            decorated = _original(self, function, *args, **kwargs)
+            name = function.__name__
+            _calls[name] += 0
+
+            @functools.wraps(decorated)
+            def counted(*call_args, **call_kwargs):
+                _calls[name] += 1
+                return decorated(*call_args, **call_kwargs)
+
+            return counted
+
+        monkeypatch.setattr(Tracer, decorator, spy)
+    return seen
+
+
+def test_task3_traces_the_handler_and_the_processing_of_each_record(
+    monkeypatch, order_worker, load_event, lambda_context
+):
+    # GIVEN a spy on Powertools Tracer's decorators while Lambda imports the function
+    traced = spy_on_tracer(monkeypatch)
+    handler, _ = order_worker()
+    records = load_event("sqs_orders_valid")["Records"]
+
+    # WHEN three batches of one message each arrive (another task grades the writes; this one counts calls)
+    for record in records:
+        with contextlib.suppress(Exception):
+            handler({"Records": [record]}, lambda_context)
+
+    # THEN lambda_handler is traced with capture_lambda_handler ...
+    handlers = traced["capture_lambda_handler"]
+    assert "lambda_handler" in handlers, (
+        f"@tracer.capture_lambda_handler decorates {sorted(handlers) or 'nothing'} in {APP}; "
+        "expected lambda_handler (create tracer = Tracer() once, at module level)."
+    )
+    assert handlers["lambda_handler"] == len(records), (
+        f"The traced lambda_handler ran {handlers['lambda_handler']} times for {len(records)} invocations: "
+        "the function Lambda calls must be the traced one."
+    )
+    # ... and the processing of each record with capture_method
+    methods = traced["capture_method"]
+    per_record = [name for name, calls in methods.items() if calls >= len(records)]
+    assert per_record, (
+        f"@tracer.capture_method decorates {sorted(methods) or 'nothing'}"
+        + (f" (calls: {dict(methods)})" if methods else "")
+        + f"; expected the function that processes one record, run once for each of the {len(records)} "
+        "messages, so that each shows as its own subsegment in the trace."
+    )
+
+
+# --- task 4 ----------------------------------------------------------------------------------------
+
+DUPLICATE_ADVICE = (
+    "A duplicate delivery is not an error: the order is already written. Write with "
+    'ConditionExpression="attribute_not_exists(order_id)" and treat ConditionalCheckFailedException as '
+    "success (task 1 first, if it still fails)."
+)
+
+
+def test_task4_writes_an_order_sent_twice_in_one_batch_once(order_worker, load_event, lambda_context):
+    # GIVEN a batch holding the same order twice (events/sqs_orders_duplicate.json), the second copy changed
+    # by the grader (quantity 4 -> 40) so that an overwrite would show
+    handler, table_name = order_worker()
+    event = load_event("sqs_orders_duplicate")
+    first, second = event["Records"]
+    event["Records"][1] = change_first_quantity(second, 40)
+
+    # WHEN the function receives it
+    response = invoke(
+        handler, event, lambda_context, "events/sqs_orders_duplicate.json (one order, twice)",
+        advice=DUPLICATE_ADVICE,
+    )
+
+    # THEN the duplicate is not a failure, and the order is written once, as first sent
+    failed = reported_failures(response, event)
+    assert not failed, (
+        f"Your lambda_handler reports {failed} as failed; both messages carry order {order_id(first)}, which "
+        f"was written. {DUPLICATE_ADVICE}"
+    )
+    stored = stored_orders(table_name).get(order_id(first), {})
+    assert stored.get("total") == expected_total(first["body"]), (
+        f"Order {order_id(first)} is stored with total {stored.get('total')}; expected {expected_total(first['body'])}, "
+        f"from its first copy. The second copy (total {expected_total(event['Records'][1]['body'])}) overwrote it: "
+        "put_item replaces an item with the same key unless the write is conditional."
+    )
+
+
+def test_task4_keeps_the_first_write_when_a_message_comes_back(order_worker, load_event, lambda_context):
+    # GIVEN the valid batch, already processed once
+    handler, table_name = order_worker()
+    invoke(handler, load_event("sqs_orders_valid"), lambda_context, "events/sqs_orders_valid.json", "See task 1.")
+    before = stored_orders(table_name)
+
+    # WHEN its first message comes back (events/sqs_orders_redelivered.json: ApproximateReceiveCount 2),
+    # its quantity changed by the grader (3 -> 30) so that an overwrite would show
+    event = load_event("sqs_orders_redelivered")
+    record = event["Records"][0]
+    event["Records"][0] = change_first_quantity(record, 30)
+    response = invoke(
+        handler, event, lambda_context, "events/sqs_orders_redelivered.json (a message delivered again)",
+        advice=DUPLICATE_ADVICE,
+    )
+
+    # THEN the redelivery is not a failure, and the first write stands
+    failed = reported_failures(response, event)
+    assert not failed, (
+        f"Your lambda_handler reports the redelivered message {failed} as failed; its order "
+        f"{order_id(record)} is already written, so it would come back until the dead-letter queue. "
+        f"{DUPLICATE_ADVICE}"
+    )
+    after = stored_orders(table_name)
+    oid = order_id(record)
+    assert after.get(oid, {}).get("total") == before.get(oid, {}).get("total") and len(after) == len(before), (
+        f"The second delivery of order {oid} changed its stored total from {before.get(oid, {}).get('total')} to "
+        f"{after.get(oid, {}).get('total')}. SQS delivers at least once: make the write conditional on the order "
+        "not being there yet (attribute_not_exists(order_id)), so a repeat changes nothing."
+    )
+
+
+# --- task 5 ----------------------------------------------------------------------------------------
+
+
+def queue_settings(cfn: dict, name: str) -> sqs_delivery.QueueSettings:
+    """What the transformed template says about the function's SQS event source and queue."""
+    try:
+        return sqs_delivery.QueueSettings.from_template(cfn, name)
+    except sqs_delivery.SettingsError as error:
+        raise AssertionError(f"template.yaml: {error}.") from None
+
+
+def event_source(lab_dir) -> tuple[str, dict, dict, str, dict]:
+    """The function's name and deployed properties, its SQS event source mapping, its queue's name and properties."""
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    settings = queue_settings(cfn, name)
+    mapping = next(
+        resource["Properties"]
+        for resource in cfn["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping" and resource["Properties"].get("FunctionName") == {"Ref": name}
+    )
+    return name, function, mapping, settings.queue, cfn["Resources"][settings.queue].get("Properties") or {}
+
+
+def test_task5_reports_batch_item_failures_from_batches_of_a_sensible_size(lab_dir):
+    # GIVEN the SQS event source of the function, as AWS deploys it
+    name, _, mapping, _, _ = event_source(lab_dir)
+
+    # THEN Lambda reads batchItemFailures ...
+    assert "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []), (
+        f"{name}'s SQS event has FunctionResponseTypes {mapping.get('FunctionResponseTypes') or 'none'}; expected "
+        "[ReportBatchItemFailures]. Without it Lambda ignores the batchItemFailures your handler returns: "
+        "a batch that returns is deleted whole, its failed messages with it."
+    )
+    # ... from batches of a sensible size, gathered for a while
+    size, window = mapping.get("BatchSize"), mapping.get("MaximumBatchingWindowInSeconds")
+    assert isinstance(size, int) and 2 <= size <= 10_000, (
+        f"{name}'s SQS event has BatchSize {size}; choose one from 2 to 10,000 (10 is a good start): "
+        "one message per invocation pays a whole invocation for each message."
+    )
+    assert isinstance(window, int) and 1 <= window <= 300, (
+        f"{name}'s SQS event has MaximumBatchingWindowInSeconds {window}; choose 1 to 300 seconds (5 is a good "
+        "start): Lambda then waits that long to fill a batch, so a quiet queue costs fewer invocations"
+        + (" (and AWS requires it when BatchSize is over 10)." if isinstance(size, int) and size > 10 else ".")
+    )
+
+
+def test_task5_redrives_failing_messages_to_a_dead_letter_queue(lab_dir):
+    # GIVEN the function's queue, as AWS deploys it
+    _, cfn = load_both(lab_dir)
+    name, _, _, queue_name, queue = event_source(lab_dir)
+    others = {n for n, _ in templates.resources_of_type(cfn, "AWS::SQS::Queue")} - {queue_name}
+
+    # THEN it moves a message that keeps failing to another queue of the template, after 2 to 5 receives
+    redrive = queue.get("RedrivePolicy")
+    assert isinstance(redrive, dict), (
+        f"The queue of {name}'s SQS event has no RedrivePolicy: a poison message comes back to the function "
+        "until its retention period ends (4 days by default), failing every time. Add "
+        "RedrivePolicy: {deadLetterTargetArn: !GetAtt OrdersDeadLetterQueue.Arn, maxReceiveCount: 3}."
+    )
+    assert templates.references(redrive.get("deadLetterTargetArn")) & others, (
+        f"{queue_name}'s RedrivePolicy.deadLetterTargetArn is {redrive.get('deadLetterTargetArn')!r}; expected "
+        f"!GetAtt <another queue of the template>.Arn (the other queues: {sorted(others) or 'none'})."
+    )
+    count = sqs_delivery.as_int(redrive.get("maxReceiveCount"), None)
+    assert count is not None and 2 <= count <= 5, (
+        f"RedrivePolicy.maxReceiveCount is {redrive.get('maxReceiveCount')!r}; choose 2 to 5. With 1, a message "
+        "that failed once for a passing reason (a throttled write) is given up at once; with many, a poison "
+        "message costs that many failed invocations before it is set aside."
+    )
+
+
+def test_task5_queue_visibility_timeout_is_six_function_timeouts(lab_dir):
+    # GIVEN the function and its queue, as AWS deploys them
+    name, function, _, _, queue = event_source(lab_dir)
+    timeout = sqs_delivery.as_int(function.get("Timeout"), sqs_delivery.DEFAULT_FUNCTION_TIMEOUT)
+    visibility = sqs_delivery.as_int(queue.get("VisibilityTimeout"), sqs_delivery.DEFAULT_VISIBILITY_TIMEOUT)
+
+    # THEN a batch in progress stays invisible long enough for Lambda to finish and retry it
+    assert visibility >= 6 * timeout, (
+        f"The queue's VisibilityTimeout is {visibility} s and {name}'s Timeout {timeout} s; AWS recommends at "
+        f"least six times the function's timeout ({6 * timeout} s). Shorter, and a batch still being processed "
+        "(or retried after throttling) becomes visible again: another invocation gets the same messages."
+    )
+
+
+def test_task5_has_no_function_level_dead_letter_queue(lab_dir):
+    # GIVEN the function as AWS deploys it
+    name, function, _, _, _ = event_source(lab_dir)
+
+    # THEN it has no DeadLetterConfig: the dead-letter queue belongs on the SQS queue
+    assert not function.get("DeadLetterConfig"), (
+        f"{name} has a function-level dead-letter queue (DeadLetterQueue in the template). It only catches failed "
+        "asynchronous invocations, and Lambda polls SQS synchronously: nothing would ever reach it. Remove it "
+        "and give the queue a RedrivePolicy to the dead-letter queue instead."
+    )
+
+
+def test_task5_grants_this_queue_and_this_table_only(lab_dir):
+    # GIVEN the role the function runs with, as AWS deploys it
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    queue = queue_settings(cfn, name).queue
+    role = role_of(cfn, function)
+    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+
+    # THEN no managed policy beyond the two SAM attaches itself ...
+    managed = [arn for arn in role.get("ManagedPolicyArns", []) if not any(p in json.dumps(arn) for p in SAM_MANAGED_POLICIES)]
+    assert not managed, (
+        f"{name}'s role has the managed policies {managed}, which reach every queue or table in the account. "
+        "Use SAM policy templates scoped to one resource: SQSPollerPolicy with QueueName: !GetAtt OrdersQueue."
+        "QueueName and DynamoDBWritePolicy with TableName: !Ref OrdersTable."
+    )
+    # ... enough to write orders ...
+    statements = policy_statements(role)
+    granted = {action for statement in statements for action in actions(statement)}
+    assert "dynamodb:PutItem" in granted, (
+        f"{name} may call {sorted(granted) or 'nothing'}; it needs dynamodb:PutItem on its table. "
+        "Add DynamoDBWritePolicy: {TableName: !Ref OrdersTable} to Policies."
+    )
+    # ... on this queue and this table only
+    scope = {"sqs": {queue}, "dynamodb": tables}
+    too_broad = [
+        statement
+        for statement in statements
+        for service in {action.split(":")[0] for action in actions(statement)}
+        if "*" in actions(statement)
+        or statement.get("Resource") == "*"
+        or not templates.references(statement.get("Resource")) & scope.get(service, set())
+    ]
+    assert not too_broad, (
+        f"{name}'s policy reaches beyond its queue ({queue or 'none'}) and its table ({', '.join(sorted(tables))}): "
+        f"{json.dumps(too_broad)[:400]}. Scope every statement to one of them (SAM's SQSPollerPolicy and "
+        "DynamoDBWritePolicy do this for you)."
+    )
+
+
+def test_task5_keeps_lab_1s_settings_table_name_arm64_current_runtime_powertools_layer(lab_dir):
+    # GIVEN the function as AWS deploys it (Globals applied)
+    sam, cfn = load_both(lab_dir)
+    name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+
+    # THEN TABLE_NAME names the template's table ...
+    variable = ((function.get("Environment") or {}).get("Variables") or {}).get("TABLE_NAME")
+    assert isinstance(variable, dict) and variable.get("Ref") in tables, (
+        f"{name}'s TABLE_NAME is {variable!r}; expected !Ref to the template's table ({', '.join(sorted(tables))})."
+    )
+    # ... it runs on arm64 with a current runtime ...
+    assert function.get("Architectures") == ["arm64"], (
+        f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64] (lab 1)."
+    )
+    problem = runtimes.problem_with(function.get("Runtime"))
+    assert problem is None, f"{name}: {problem}. Choose a current runtime, such as python3.13 (lab 1)."
+    # ... with Powertools from the public layer that matches both, and nothing of it bundled
+    layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
+    matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
+    runtime = str(function.get("Runtime", "")).replace(".", "")
+    assert matches and (matches[0]["python"], matches[0]["arch"]) == (runtime, "arm64"), (
+        f"{name} has the layers {layers or 'none'}; expected the public Powertools layer for {function.get('Runtime')} "
+        "on arm64: !Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27."
+    )
+    requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8").lower()
+    bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools", "pydantic") if re.search(rf"^\s*{p}\b", requirements, re.M)]
+    assert not bundled, (
+        f"{FUNCTION}/requirements.txt bundles {bundled}: boto3 comes with the runtime and Powertools (with "
+        "pydantic) with its layer."
+    )
+
+
+# --- task 6 ----------------------------------------------------------------------------------------
+
+
+def test_task6_every_message_ends_in_the_table_or_the_dead_letter_queue(
+    order_worker, lab_dir, load_event, lambda_context
+):
+    # GIVEN a queue configured like the template's (batch size, partial batch responses, redrive), an empty
+    # table, and on the queue the messages of events/sqs_orders_mixed.json and events/sqs_orders_duplicate.json
+    sam, cfn = load_both(lab_dir)
+    name, _, _ = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
+    settings = queue_settings(cfn, name)
+    handler, table_name = order_worker()
+    sqs = boto3.client("sqs")
+    queues = sqs_delivery.create_queues(sqs, settings, f"orders-{uuid.uuid4().hex[:8]}")
+    bodies = [r["body"] for event in ("sqs_orders_mixed", "sqs_orders_duplicate") for r in load_event(event)["Records"]]
+    sent = {sqs.send_message(QueueUrl=queues.url, MessageBody=body)["MessageId"]: body for body in bodies}
+
+    # WHEN Lambda drains the queue into the function, as its event source mapping would
+    delivery = sqs_delivery.drain(sqs, queues, handler, settings, context=lambda_context)
+
+    # THEN the queue is empty: no message keeps coming back ...
+    errors = [i.error for i in delivery.invocations if i.error]
+    assert delivery.drained, (
+        f"After {len(delivery.invocations)} invocations the grader stopped: {delivery.stopped}; "
+        f"{sqs_delivery.waiting(sqs, queues.url)} message(s) are still on the queue.\n"
+        + (f"Your handler failed whole batches, raising {errors[0]}\n" if errors else "")
+        + (
+            "The queue has no RedrivePolicy (task 5), so a failing message never leaves it."
+            if settings.max_receive_count is None
+            else "Look at which messages your handler reports as failed (task 2)."
+        )
+    )
+    # ... every valid order was written and deleted, with the right total ...
+    stored = stored_orders(table_name)
+    dead = {m["MessageId"]: m["Body"] for m in sqs_delivery.receive_all(sqs, queues.dead_letter_url)} if queues.dead_letter_url else {}
+    valid = {message: body for message, body in sent.items() if not problem_with(body)}
+    poison = {message: body for message, body in sent.items() if problem_with(body)}
+    unwritten = sorted({json.loads(body)["order_id"] for body in valid.values()} - set(stored))
+    assert not unwritten, (
+        f"After the queue was drained, the valid orders {unwritten} are not in the table"
+        + (f" ({sum(m in dead for m in valid)} valid message(s) ended in the dead-letter queue)" if dead else "")
+        + ".\n"
+        + (f"Your handler raised {errors[0]}\n" if errors else "")
+        + "A valid message must be written and deleted the first time, whatever else is in its batch (task 2)."
+    )
+    wrong = {
+        json.loads(body)["order_id"]: (stored[json.loads(body)["order_id"]].get("total"), expected_total(body))
+        for body in valid.values()
+        if stored[json.loads(body)["order_id"]].get("total") != expected_total(body)
+    }
+    assert not wrong, f"Stored totals (stored, expected): {wrong}. See task 1 (and task 4 for a duplicate)."
+    # ... and every poison message sits in the dead-letter queue, none in the table: nothing is lost
+    stored_poison = [f"{m[:8]}... ({problem_with(b)})" for m, b in poison.items() if claimed_order_id(b) in stored]
+    assert not stored_poison, f"The poison messages {stored_poison} were written to the table; see task 2."
+    lost = [f"{message[:8]}... ({problem_with(body)})" for message, body in poison.items() if message not in dead]
+    notes = sorted({i.note for i in delivery.invocations if i.note})
+    assert not lost, (
+        f"{len(lost)} poison message(s) are neither in the table nor in the dead-letter queue: {lost}. "
+        "They were deleted from the queue, lost"
+        + (f": {notes[0]}." if notes else ", because your handler did not report them as failed (task 2).")
+    )
+    dead_valid = [f"{m[:8]}... ({json.loads(b)['order_id']})" for m, b in valid.items() if m in dead]
+    assert not dead_valid, (
+        f"The valid messages {dead_valid} ended in the dead-letter queue; a valid order is written and deleted, "
+        "even when it comes twice (task 4)."
+    )
