@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -91,6 +93,21 @@ def load_handler(aws: None, lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> C
     def load(function: str, **environment: str) -> Handler:
         for name, value in {**runtime_environment(function), **environment}.items():
             monkeypatch.setenv(name, value)
-        return import_handler(lab_dir / function)
+        handler = import_handler(lab_dir / function)
+        _log_to_current_stdout(monkeypatch)
+        return handler
 
     return load
+
+
+def _log_to_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every Powertools logger's handler at this test's stdout, as a new Lambda process would.
+
+    Powertools configures one handler per service name, once per process, on the stdout of that
+    moment; a Logger of the same service in a later test reuses it, and would print to a stdout that
+    pytest has since replaced, where the grader (capsys) cannot read it.
+    """
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        handler = getattr(logger, "powertools_handler", None)
+        if isinstance(handler, logging.StreamHandler) and handler.stream not in (sys.stderr, sys.__stderr__):
+            monkeypatch.setattr(handler, "stream", sys.stdout)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import re
-import sys
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -133,21 +131,8 @@ def invoke(handler, event: dict, context, what: str, advice: str = ""):
         return handler(event, context)
 
 
-def log_to_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point every Powertools logger's handler at this test's stdout, as a new Lambda process would.
-
-    Powertools configures one handler per service name, once per process, on the stdout of that moment;
-    a Logger(service="...") created again in a later test reuses it, and would print to a stdout that
-    pytest has since closed or replaced.
-    """
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        handler = getattr(logger, "powertools_handler", None)
-        if isinstance(handler, logging.StreamHandler) and handler.stream not in (sys.stderr, sys.__stderr__):
-            monkeypatch.setattr(handler, "stream", sys.stdout)
-
-
 @pytest.fixture
-def order_worker(load_handler, monkeypatch):
+def order_worker(load_handler):
     """load(): a fresh orders table, then the learner's handler bound to it; returns both."""
 
     def load():
@@ -156,7 +141,6 @@ def order_worker(load_handler, monkeypatch):
         handler = load_handler(
             FUNCTION, TABLE_NAME=table_name, POWERTOOLS_SERVICE_NAME=f"order-worker-{uuid.uuid4().hex[:8]}"
         )
-        log_to_current_stdout(monkeypatch)
         return handler, table_name
 
     return load
