@@ -14,6 +14,8 @@ SHOWS = {
     "lab01_api_gateway": "201",
     "lab02_s3_events": "signature valid",
     "lab03_sqs_processing": "batchItemFailures",
+    "lab04_scheduled_tasks": "reports/2026/11/27/13.json",
+    "lab05_fan_out": "RetriesExhausted",
 }
 
 

@@ -43,6 +43,42 @@ KNOWN_ERRORS = [
         "The conditional write found the item already there: for a duplicate delivery that is success; "
         "catch table.meta.client.exceptions.ConditionalCheckFailedException.",
     ),
+    (
+        "TypeError",
+        "Object of type Decimal is not JSON serializable",
+        "json.dumps cannot write a Decimal (DynamoDB returns numbers as Decimal): write str(value), "
+        "which stays exact; float(value) loses the exact figure.",
+    ),
+    (
+        "ZeroDivisionError",
+        "",
+        "A division by a count that can be zero: an hour without orders (or an empty batch) is a "
+        "result, not an error.",
+    ),
+    (
+        "IdempotencyPersistenceLayerError",
+        "ResourceNotFoundException",
+        "Powertools Idempotency could not find its table: give DynamoDBPersistenceLayer "
+        'table_name=os.environ["IDEMPOTENCY_TABLE"], the table the grader creates.',
+    ),
+    (
+        "IdempotencyPersistenceLayerError",
+        "Missing the key",
+        "Powertools Idempotency writes its records under the partition key id: the idempotency "
+        "table's key must be id (a string).",
+    ),
+    (
+        "RuntimeError",
+        "from keyword arguments",
+        'A function decorated with @idempotent_function(data_keyword_argument="record") must be called '
+        "with that keyword: notify(record=record), not notify(record).",
+    ),
+    (
+        "ClientError",
+        "Missing the key",
+        "The item lacks the table's key attribute (named in the error): write each item with the key "
+        "the table's KeySchema defines.",
+    ),
 ]
 
 
