@@ -67,6 +67,8 @@ def test_lab_pages_include_the_real_files_and_show_the_hints(site):
     assert "scan_all(table)" in page, "the solution is not included"
     assert "Hint 3: the exact API" in page, "the hints are not rendered"
     assert "Grading lab 1" in page, "the measured figures are not included"
+    lab3 = unescape(re.sub(r"<[^>]+>", "", (site / "labs" / "lab03_sqs_processing" / "index.html").read_text(encoding="utf-8")))
+    assert "put_item one by one vs batch writer" in lab3, "lab 3's page does not show the measured write ratio"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: paths.relative(p))
