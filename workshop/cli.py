@@ -1,25 +1,174 @@
-"""The `workshop` command: grade your labs, and measure the workshop's performance figures."""
+"""The `workshop` command: grade your labs, get hints, reset or compare your code, check your set-up.
+
+    workshop                 your progress, and what to do next (the same as `workshop check`)
+    workshop check [LAB]     grade one lab (default: the first one not done yet); --all grades them all
+    workshop status          grade every lab and show the progress table only
+    workshop hint LAB [TASK] the hints of a task, one tier at a time
+    workshop watch [LAB]     grade again on every save
+    workshop solution LAB    compare your code with the reference, once the lab passes
+    workshop reset LAB       put the starter back (your version is kept; --undo brings it back)
+    workshop doctor          check this machine
+    workshop verify          instructors: every solution passes, every starter fails, every hint is there
+    workshop bench           measure the performance figures the pages quote
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 
-from workshop import manifest, paths
+from workshop import manifest, paths, starters
+from workshop.manifest import Lab
+
+
+def _grade(labs: list[Lab], target: str):
+    # Imported here: pytest and the graders' imports are only paid by the commands that grade.
+    from workshop.grading import runner
+
+    return runner.grade(labs, target)
+
+
+def _grade_until_unfinished(target: str):
+    """Grade the labs in course order and stop at the first one not done: never auto-advance."""
+    results = []
+    for lab in manifest.labs():
+        results += _grade([lab], target)
+        if not results[-1].done:
+            break
+    return results
 
 
 def check(args: argparse.Namespace) -> int:
-    # Imported here: pytest and the graders' imports are only paid by the commands that grade.
-    from workshop.grading import report, runner
+    from workshop.grading import report
 
-    labs = [manifest.find(args.lab)] if args.lab else list(manifest.labs())
-    results = runner.grade(labs, args.target)
+    if args.lab:
+        results = _grade([manifest.find(args.lab)], args.target)
+    elif args.all:
+        results = _grade(list(manifest.labs()), args.target)
+    else:
+        results = _grade_until_unfinished(args.target)
     if args.json:
         print(json.dumps(report.as_json(results, args.target), indent=2))
     else:
-        print(report.render(results, args.target, verbose=args.verbose))
+        print(report.render(list(manifest.labs()), results, args.target, verbose=args.verbose))
     return 0 if all(result.done for result in results) else 1
+
+
+def status(args: argparse.Namespace) -> int:
+    from workshop.grading import report
+
+    labs = list(manifest.labs())
+    results = _grade(labs, args.target)
+    if args.json:
+        print(json.dumps(report.as_json(results, args.target), indent=2))
+        return 0
+    lines = report.progress_table(labs, results, report.Style())
+    current = report.current_lab(results)
+    follow = f"Next: lab {current.lab.number}, `workshop check {current.lab.number}`." if current else "Every lab passes."
+    print("\n".join([*lines, "", follow]))
+    return 0
+
+
+def hint(args: argparse.Namespace) -> int:
+    lab = manifest.find(args.lab)
+    if args.task is None:
+        failing = _grade([lab], "labs")[0].next_task
+        if failing is None:
+            print(f"Every task of lab {lab.number} passes: no hint needed.")
+            return 0
+        task = failing.task
+    elif 1 <= args.task <= len(lab.tasks):
+        task = lab.tasks[args.task - 1]
+    else:
+        raise LookupError(f"lab {lab.number} has tasks 1 to {len(lab.tasks)}, not {args.task}")
+    tiers = len(task.hints)
+    shown = task.hints[: args.tier] if args.tier else task.hints[:1]
+    print(f"Lab {lab.number}, task {task.number}: {task.title}\n")
+    for number, text in enumerate(shown, start=1):
+        print(f"Hint {number} of {tiers}: {text}\n")
+    if len(shown) < tiers:
+        print(f"More: workshop hint {lab.number} {task.number} --tier {len(shown) + 1}")
+    return 0
+
+
+def solution(args: argparse.Namespace) -> int:
+    lab = manifest.find(args.lab)
+    if not args.reveal:
+        result = _grade([lab], "labs")[0]
+        if not result.done:
+            print(
+                f"Lab {lab.number} is not finished yet ({result.passed_count}/{len(result.tasks)} tasks). "
+                f"The hints help more than the answer: `workshop hint {lab.number}`. To see the reference "
+                f"anyway: `workshop solution {lab.number} --reveal`."
+            )
+            return 1
+    mine, reference = starters.files_in(lab.folder("labs")), starters.files_in(lab.folder("solutions"))
+    for name in sorted(mine.keys() | reference.keys()):
+        if name.endswith(".ipynb") or mine.get(name) == reference.get(name):
+            continue
+        before = mine.get(name, b"").decode("utf-8", errors="replace").splitlines(keepends=True)
+        after = reference.get(name, b"").decode("utf-8", errors="replace").splitlines(keepends=True)
+        sys.stdout.writelines(difflib.unified_diff(before, after, f"labs/{lab.id}/{name}", f"solutions/{lab.id}/{name}"))
+    return 0
+
+
+def _confirmed(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{question}\nNot confirmed: run again with --yes to go ahead without a question.")
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def reset(args: argparse.Namespace) -> int:
+    lab = manifest.find(args.lab)
+    if args.undo:
+        restored = starters.undo(lab)
+        print(f"Brought back your version of lab {lab.number} from {paths.relative(restored)}.")
+        return 0
+    changed = starters.changed_files(lab)
+    if not changed:
+        print(f"labs/{lab.id} is already the untouched starter: nothing to reset.")
+        return 0
+    question = (
+        f"Replace labs/{lab.id} with the original starter? {len(changed)} file(s) differ from it: "
+        f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. Your version is kept first."
+    )
+    if not _confirmed(question, args.yes):
+        return 1
+    saved = starters.reset(lab)
+    print(f"Lab {lab.number} is back to its starter. Your version is in {paths.relative(saved)}/;")
+    print(f"`workshop reset --undo {lab.number}` brings it back.")
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from workshop import doctor as checks
+
+    findings = checks.run()
+    print(checks.render(findings))
+    return 0 if all(f.ok or not f.required for f in findings) else 1
+
+
+def verify(args: argparse.Namespace) -> int:
+    from workshop import verification
+
+    return verification.main(refresh=args.refresh_starters)
+
+
+def watch(args: argparse.Namespace) -> int:
+    from workshop.watch import watch as watch_lab
+
+    lab = manifest.find(args.lab) if args.lab else _first_unfinished()
+    return watch_lab(lab)
+
+
+def _first_unfinished() -> Lab:
+    results = _grade_until_unfinished("labs")
+    return results[-1].lab
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -31,15 +180,50 @@ def bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workshop", description="Lambda Patterns Workshop")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    lab_help = "a lab: its number (1), id or id prefix (lab01)"
 
-    grade = commands.add_parser("check", help="grade your labs and show your progress (the default)")
-    grade.add_argument("lab", nargs="?", help="only this lab: its number (1), id or id prefix (lab01)")
+    grade = commands.add_parser("check", help="grade a lab and show what to do next (the default)")
+    grade.add_argument("lab", nargs="?", help=f"{lab_help}; default: the first lab not done yet")
+    grade.add_argument("--all", action="store_true", help="grade every lab")
     grade.add_argument("--target", choices=sorted(paths.TARGETS), default="labs", help="grade labs/ (yours) or solutions/")
     grade.add_argument("--json", action="store_true", help="print machine-readable results (see docs/grading.md)")
     grade.add_argument("-v", "--verbose", action="store_true", help="show the message of every failing task")
     grade.set_defaults(func=check)
 
-    measure = commands.add_parser("bench", help="print the performance figures (docs/performance figures)")
+    table = commands.add_parser("status", help="grade every lab and show the progress table")
+    table.add_argument("--target", choices=sorted(paths.TARGETS), default="labs", help="labs/ (yours) or solutions/")
+    table.add_argument("--json", action="store_true", help="print machine-readable results")
+    table.set_defaults(func=status)
+
+    hints = commands.add_parser("hint", help="the hints of a task, one tier at a time")
+    hints.add_argument("lab", help=lab_help)
+    hints.add_argument("task", nargs="?", type=int, help="the task's number; default: your first failing task")
+    hints.add_argument("--tier", type=int, choices=range(1, 4), help="show the hints up to this tier (1 to 3)")
+    hints.set_defaults(func=hint)
+
+    follow = commands.add_parser("watch", help="grade a lab again every time you save one of its files")
+    follow.add_argument("lab", nargs="?", help=f"{lab_help}; default: the first lab not done yet")
+    follow.set_defaults(func=watch)
+
+    answer = commands.add_parser("solution", help="show how your code differs from the reference")
+    answer.add_argument("lab", help=lab_help)
+    answer.add_argument("--reveal", action="store_true", help="show it even though the lab does not pass yet")
+    answer.set_defaults(func=solution)
+
+    restore = commands.add_parser("reset", help="put a lab's starter back, keeping your version")
+    restore.add_argument("lab", help=lab_help)
+    restore.add_argument("--undo", action="store_true", help="bring back your version from before the last reset")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(func=reset)
+
+    health = commands.add_parser("doctor", help="check Python, the virtual environment, packages and the offline guard")
+    health.set_defaults(func=doctor)
+
+    instructor = commands.add_parser("verify", help="instructors: solutions pass, starters fail, hints are reachable")
+    instructor.add_argument("--refresh-starters", action="store_true", help="maintainers: re-pack labs/ as the shipped starters")
+    instructor.set_defaults(func=verify)
+
+    measure = commands.add_parser("bench", help="print the performance figures the pages quote")
     measure.add_argument("--runs", type=int, default=5, help="fresh-process runs per figure (default 5)")
     measure.add_argument("--no-suite", dest="suite", action="store_false", help="skip timing the whole test suite")
     measure.add_argument("--write", action="store_true", help="also write the figures to docs/snippets/bench.md")
@@ -49,12 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["check", *(argv if argv is not None else sys.argv[1:])])
+    arguments = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(arguments or ["check"])
+    if args.command is None:  # options without a command, e.g. `workshop --json`
+        args = parser.parse_args(["check", *arguments])
     try:
         return args.func(args)
-    except (LookupError, manifest.ManifestError) as error:
+    except (LookupError, manifest.ManifestError, starters.StarterError) as error:
         print(f"workshop: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

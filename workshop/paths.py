@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # The package is installed in editable mode from the checkout, so the checkout is its parent.
 ROOT = Path(__file__).resolve().parent.parent
-LABS = ROOT / "labs"
+# The learner's tree. WORKSHOP_LABS points it elsewhere: the project's tests grade broken copies so.
+LABS = Path(os.environ.get("WORKSHOP_LABS", ROOT / "labs")).resolve()
 SOLUTIONS = ROOT / "solutions"
 TESTS = ROOT / "tests"
 DOCS = ROOT / "docs"
-MANIFEST = LABS / "labs.toml"
+MANIFEST = ROOT / "labs" / "labs.toml"
+# The untouched starters, shipped with the package, for `workshop reset`.
+STARTERS = Path(__file__).resolve().parent / "starters"
+WORKSHOP_STATE = ROOT / ".workshop"
 # Derived data only (never the learner's work): safe to delete at any time.
-CACHE = ROOT / ".workshop" / "cache"
+CACHE = WORKSHOP_STATE / "cache"
+# Copies of the learner's work taken before a reset, beside their labs: never deleted by the workshop.
+BACKUPS = LABS.parent / ".workshop" / "backups"
 
 TARGETS = {"labs": LABS, "solutions": SOLUTIONS}
 

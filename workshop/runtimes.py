@@ -7,7 +7,9 @@ checks fail once a chosen runtime is within a year of its deprecation, which is 
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from typing import NamedTuple
 
 PYTHON_DEPRECATION = {
     "python3.14": date(2030, 6, 30),
@@ -34,3 +36,23 @@ def problem_with(runtime: object, today: date | None = None) -> str | None:
     if deprecated_on - today < NOTICE:
         return f"{runtime} is deprecated by Lambda on {deprecated_on:%d %B %Y}, less than a year from now"
     return None
+
+
+class PowertoolsLayer(NamedTuple):
+    major: int
+    runtime: str  # as Lambda names it: python3.13
+    architecture: str  # arm64 or x86_64
+    version: int
+
+
+# The public layers' names since Powertools v3: AWSLambdaPowertoolsPythonV<major>-python<3XX>-<arch>.
+_POWERTOOLS_LAYER = re.compile(r"layer:AWSLambdaPowertoolsPythonV(\d+)-python3(\d+)-(arm64|x86_64):(\d+)")
+
+
+def powertools_layer(arn: str) -> PowertoolsLayer | None:
+    """What a Powertools layer ARN says (major version, runtime, architecture), or None for any other."""
+    found = _POWERTOOLS_LAYER.search(arn)
+    if found is None:
+        return None
+    major, minor, architecture, version = found.groups()
+    return PowertoolsLayer(int(major), f"python3.{minor}", architecture, int(version))

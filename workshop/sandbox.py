@@ -53,30 +53,45 @@ def fake_aws_environment(environ: os._Environ | dict = os.environ) -> None:
     environ.update(FAKE_ENVIRONMENT)
 
 
-def _is_local(address: object) -> bool:
-    if not isinstance(address, tuple):  # AF_UNIX paths and the like
-        return True
-    host = str(address[0])
-    if host == "localhost":
+def _is_local_host(host: object) -> bool:
+    if host is None or str(host) in ("localhost", ""):
         return True
     try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
     except ValueError:
         return False
 
 
+def _is_local(address: object) -> bool:
+    # AF_UNIX paths and the like are local; network addresses are (host, port, ...) tuples.
+    return not isinstance(address, tuple) or _is_local_host(address[0])
+
+
 _original_connect = socket.socket.connect
 _original_connect_ex = socket.socket.connect_ex
+_original_getaddrinfo = socket.getaddrinfo
+
+
+def _refuse(target: object) -> NetworkBlocked:
+    return NetworkBlocked(
+        f"blocked a network connection to {target!r}: the workshop runs offline, with AWS emulated by moto. "
+        "If your code reached for the network, a client was probably created outside the moto mock "
+        "or pointed at a real endpoint; call AWS through boto3 without an endpoint_url."
+    )
 
 
 def _guarded_connect(self: socket.socket, address: object) -> None:
     if not _is_local(address):
-        raise NetworkBlocked(
-            f"blocked a network connection to {address!r}: the workshop runs offline, with AWS emulated by moto. "
-            "If your code reached for the network, a client was probably created outside the moto mock "
-            "or pointed at a real endpoint."
-        )
+        raise _refuse(address)
     return _original_connect(self, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    # Name lookups are refused too: without this, an offline machine answers "Name or service not
+    # known" before the connection guard can explain what happened.
+    if not _is_local_host(host):
+        raise _refuse(host)
+    return _original_getaddrinfo(host, *args, **kwargs)
 
 
 def _guarded_connect_ex(self: socket.socket, address: object) -> int:
@@ -88,6 +103,7 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
 def block_network() -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
 
 
 def enter() -> None:

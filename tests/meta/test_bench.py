@@ -21,10 +21,21 @@ def test_bench_measures_every_figure_in_one_quick_run():
         assert f"Grading lab {lab.number} (the reference solution)" in run.stdout
     for scenario in bench.SCENARIOS.values():
         number = manifest.find(scenario.lab).number
-        for label in ("clients at import", "clients in the handler"):
-            assert f"Lab {number} cold start, {label}" in run.stdout
-            assert f"Lab {number} warm invocation, {label}" in run.stdout
+        variants = [f", {label}" for label in bench.VARIANTS.values()] if scenario.clients else [""]
+        for variant in variants:
+            for figure in ("cold start", "warm invocation"):
+                row = f"Lab {number} {scenario.function} {figure}{variant}"
+                assert row in run.stdout, f"`workshop bench` printed no row {row!r}:\n{run.stdout[-3000:]}"
     assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
+
+
+def test_every_reference_function_of_the_labs_has_a_scenario():
+    functions = {(lab.id, function) for lab in manifest.labs() for function in lab.functions}
+    scenarios = {(scenario.lab, scenario.function) for scenario in bench.SCENARIOS.values()}
+    assert functions == scenarios, f"bench.SCENARIOS misses {sorted(functions - scenarios)}, or has extra {sorted(scenarios - functions)}"
+    for scenario in bench.SCENARIOS.values():
+        event = manifest.find(scenario.lab).folder("solutions") / "events" / f"{scenario.event}.json"
+        assert event.is_file(), f"the bench scenario of {scenario.function} serves {paths.relative(event)}, which does not exist"
 
 
 def test_the_published_figures_say_where_and_when_they_were_measured():

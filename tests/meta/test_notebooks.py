@@ -16,6 +16,7 @@ SHOWS = {
     "lab03_sqs_processing": "batchItemFailures",
     "lab04_scheduled_tasks": "reports/2026/11/27/13.json",
     "lab05_fan_out": "RetriesExhausted",
+    "lab06_performance": "within 200 ms: 1024 MB",
 }
 
 

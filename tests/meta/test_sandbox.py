@@ -36,6 +36,12 @@ def test_connections_beyond_this_machine_are_refused():
         client.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and refused before any packet
 
 
+def test_name_lookups_beyond_this_machine_are_refused():
+    with pytest.raises(sandbox.NetworkBlocked, match="offline"):
+        socket.getaddrinfo("dynamodb.us-east-1.amazonaws.com", 443)
+    assert socket.getaddrinfo("localhost", 80), "local names still resolve"
+
+
 def test_loopback_connections_still_work():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ INTERNALS = ("Traceback (most recent call last)", "site-packages", "workshop/", 
 
 def graded(target: str) -> dict:
     run = subprocess.run(
-        [sys.executable, "-m", "workshop", "check", "--target", target, "--json"],
+        [sys.executable, "-m", "workshop", "check", "--all", "--target", target, "--json"],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ import textwrap
 
 from workshop import paths
 from workshop.grading.runner import LabResult, TaskResult
+from workshop.manifest import Lab
 
 JSON_VERSION = 1
 BAR_WIDTH = 20
@@ -56,12 +57,18 @@ def current_lab(results: list[LabResult]) -> LabResult | None:
     return next((result for result in results if not result.done), None)
 
 
-def progress_table(results: list[LabResult], style: Style) -> list[str]:
+def progress_table(labs: list[Lab], results: list[LabResult], style: Style) -> list[str]:
+    """One row per lab of the course; a lab this run did not grade says so instead of guessing."""
+    graded = {result.lab.id: result for result in results}
     current = current_lab(results)
-    width = max(len(r.lab.pattern) for r in results)
+    width = max(len(lab.pattern) for lab in labs)
     lines = [style.bold(f"    {'Lab':<{width + 3}}  Tasks  Progress")]
-    for result in results:
-        lab, total = result.lab, len(result.tasks)
+    for lab in labs:
+        result, total = graded.get(lab.id), len(lab.tasks)
+        if result is None:
+            row = f"{lab.number:>2} {lab.pattern:<{width}}   -/{total:<2}  {' ' * BAR_WIDTH}  {style.dim('not checked')}"
+            lines.append(f"    {row}")
+            continue
         marker = "▶" if result is current else " "
         state = {"done": style.good, "error": style.bad}.get(result.state, style.dim)(result.state)
         row = f"{lab.number:>2} {lab.pattern:<{width}}  {result.passed_count:>2}/{total:<2}  {bar(result.passed_count, total)}  {state}"
@@ -125,18 +132,26 @@ def next_steps(result: LabResult, style: Style) -> list[str]:
     if task.task.hints:
         wrapped = textwrap.wrap(task.task.hints[0], width=96)
         lines += [style.bold("Hint: ") + wrapped[0], *("      " + line for line in wrapped[1:])]
-    lines.append(style.dim("Save your file and run `make check` again."))
+        lines.append(style.dim(f"      More: workshop hint {result.lab.number} {task.task.number} --tier 2"))
+    lines.append(style.dim("Save your file and run `make check` again (or `workshop watch` to re-check on every save)."))
     return lines
 
 
-def render(results: list[LabResult], target: str, verbose: bool = False, style: Style | None = None) -> str:
+def render(
+    labs: list[Lab], results: list[LabResult], target: str, verbose: bool = False, style: Style | None = None
+) -> str:
+    """The progress table of `labs`, then the details of the first graded lab that is not done."""
     style = style or Style()
     lines = [style.bold(f"Lambda Patterns Workshop · grading {target}/"), ""]
-    lines += progress_table(results, style)
+    lines += progress_table(labs, results, style)
     lines.append("")
     focus = current_lab(results)
     if focus is None:
-        lines.append(style.good("Every lab passes. Well done! Deploy your work with the steps in docs/deploy.md."))
+        if len(results) == len(labs):
+            lines.append(style.good("Every lab passes. Well done! Deploy your work with the steps in docs/deploy.md."))
+        else:
+            done = ", ".join(str(result.lab.number) for result in results)
+            lines.append(style.good(f"Lab {done} passes."))
         return "\n".join(lines)
     lines += lab_details(focus, style, verbose)
     lines += next_steps(focus, style)
@@ -150,6 +165,7 @@ def as_json(results: list[LabResult], target: str) -> dict:
     return {
         "version": JSON_VERSION,
         "target": target,
+        # Of the labs graded in this run only: a summary never claims more than it checked.
         "status": "error" if any(r.error for r in results) else status(all(r.done for r in results)),
         "labs": [
             {

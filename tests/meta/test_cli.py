@@ -1,0 +1,231 @@
+"""The `workshop` command, run for real in fresh processes, on temporary copies of labs/.
+
+Each test copies the starters (and sometimes breaks one on purpose) into a temporary folder that
+WORKSHOP_LABS points the command at, so the repository's labs/ is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workshop import manifest, paths, starters
+
+LAB1 = manifest.find("lab01")
+APP1 = "lab01_api_gateway/items_api/app.py"
+
+
+@pytest.fixture
+def labs(tmp_path: Path) -> Path:
+    """A copy of the untouched starters, as a learner's labs/ folder."""
+    folder = tmp_path / "labs"
+    for lab in manifest.labs():
+        starters.write_files(folder / lab.id, starters.files_in(paths.ROOT / "labs" / lab.id))
+    return folder
+
+
+def workshop(labs: Path, *arguments: str, timeout: float = 300, **environment: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workshop", *arguments],
+        cwd=paths.ROOT,
+        env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1", **environment},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def graded(labs: Path, *arguments: str, **environment: str) -> dict:
+    run = workshop(labs, "check", "--json", *arguments, **environment)
+    assert run.returncode in (0, 1), run.stderr[-2000:]
+    return {lab["id"]: lab for lab in json.loads(run.stdout)["labs"]}
+
+
+def solve(labs: Path, lab: manifest.Lab) -> None:
+    starters.write_files(labs / lab.id, starters.files_in(lab.folder("solutions")))
+
+
+def messages(lab: dict) -> list[str]:
+    return [test["message"] or "" for task in lab["tasks"] for test in task["tests"] if test["status"] != "pass"]
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+def test_check_grades_the_first_unfinished_lab_and_never_advances(labs):
+    assert list(graded(labs)) == ["lab01_api_gateway"], "a fresh start grades lab 1 only"
+    solve(labs, LAB1)
+    results = graded(labs)
+    assert list(results) == ["lab01_api_gateway", "lab02_s3_events"]
+    assert results["lab01_api_gateway"]["status"] == "pass" and results["lab02_s3_events"]["status"] == "fail"
+    text = workshop(labs, "check").stdout
+    assert "not checked" in text and "Lab 2 · " in text and "Lab 3 · " not in text
+
+
+def test_check_all_and_status_grade_every_lab(labs):
+    assert list(graded(labs, "--all")) == [lab.id for lab in manifest.labs()]
+    status = workshop(labs, "status")
+    assert status.returncode == 0 and all(lab.pattern in status.stdout for lab in manifest.labs())
+    assert "not checked" not in status.stdout
+    listed = json.loads(workshop(labs, "status", "--json").stdout)["labs"]
+    assert [lab["id"] for lab in listed] == [lab.id for lab in manifest.labs()]
+
+
+def test_hint_gives_one_tier_at_a_time(labs):
+    first = workshop(labs, "hint", "1", "2")
+    assert LAB1.tasks[1].hints[0] in first.stdout and LAB1.tasks[1].hints[1] not in first.stdout
+    assert "workshop hint 1 2 --tier 2" in first.stdout
+    every = workshop(labs, "hint", "1", "2", "--tier", "3").stdout
+    assert all(hint in every for hint in LAB1.tasks[1].hints) and "More:" not in every
+    assert LAB1.tasks[0].title in workshop(labs, "hint", "1").stdout, "without a task, the first failing one"
+    assert workshop(labs, "hint", "1", "9").returncode == 2
+
+
+def test_solution_waits_until_the_lab_passes_unless_revealed(labs):
+    refused = workshop(labs, "solution", "1")
+    assert refused.returncode == 1 and "--reveal" in refused.stdout and "+++" not in refused.stdout
+    revealed = workshop(labs, "solution", "1", "--reveal").stdout
+    assert f"--- labs/{APP1}" in revealed and '+TABLE_NAME = os.environ["TABLE_NAME"]' in revealed
+
+
+def test_reset_asks_keeps_a_backup_and_undo_brings_it_back(labs):
+    app = labs / APP1
+    app.write_text(app.read_text() + "\n# my work in progress\n")
+    unconfirmed = workshop(labs, "reset", "1")
+    assert unconfirmed.returncode == 1 and "my work in progress" in app.read_text(), "no --yes, no reset"
+
+    done = workshop(labs, "reset", "1", "--yes")
+    assert done.returncode == 0 and "my work in progress" not in app.read_text()
+    assert app.read_bytes() == starters.pristine(LAB1)["items_api/app.py"]
+    saved = list((labs.parent / ".workshop" / "backups" / LAB1.id).iterdir())
+    assert any("my work in progress" in (b / "items_api" / "app.py").read_text() for b in saved)
+
+    undone = workshop(labs, "reset", "--undo", "1")
+    assert undone.returncode == 0 and "my work in progress" in app.read_text()
+
+
+def test_reset_of_an_untouched_lab_changes_nothing(labs):
+    run = workshop(labs, "reset", "1", "--yes")
+    assert run.returncode == 0 and "nothing to reset" in run.stdout
+    assert not (labs.parent / ".workshop").exists()
+
+
+def test_doctor_checks_the_machine(labs):
+    run = workshop(labs, "doctor")
+    for name in ("Python", "Virtual environment", "Packages", "No real AWS", "AWS SAM CLI"):
+        assert name in run.stdout
+    assert run.returncode == 0, run.stdout
+
+
+def test_watch_grades_again_after_a_save(labs):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workshop", "watch", "1"],
+        cwd=paths.ROOT,
+        env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = ""
+    try:
+        deadline = time.monotonic() + 60
+        while output.count("Watching") < 1 and time.monotonic() < deadline:
+            output += process.stdout.readline()
+        (labs / APP1).write_text((labs / APP1).read_text() + "\n")
+        while output.count("Watching") < 2 and time.monotonic() < deadline:
+            output += process.stdout.readline()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)
+    assert output.count("Lambda Patterns Workshop · grading labs/") == 2, output[-2000:]
+
+
+def test_verify_checks_solutions_starters_and_hints(labs):
+    run = workshop(labs, "verify")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "every solution passes, every starter fails, every task has its hints" in run.stdout
+
+
+# --- graders that never strand a learner ----------------------------------------------------------
+
+
+def test_a_syntax_error_fails_its_own_lab_only(labs):
+    (labs / APP1).write_text((labs / APP1).read_text() + "\ndef broken(:\n")
+    solve(labs, manifest.find("lab02"))
+    results = graded(labs, "--all")
+    assert all("SyntaxError" in m and "app.py, line" in m for m in messages(results[LAB1.id])[:10])
+    assert results["lab02_s3_events"]["status"] == "pass", "another lab still grades"
+
+
+def test_a_missing_handler_fails_only_the_tasks_that_need_it(labs):
+    app = labs / APP1
+    app.write_text(app.read_text().replace("def lambda_handler(", "def handler("))
+    solve(labs, LAB1)
+    app.write_text(app.read_text().replace("def lambda_handler(", "def handler("))
+    lab = graded(labs, "1")[LAB1.id]
+    template_task = lab["tasks"][-1]
+    assert template_task["status"] == "pass", "the template task does not need the handler"
+    assert "has no function named 'lambda_handler'" in messages(lab)[0]
+
+
+def test_a_hang_fails_only_the_checks_that_hung(labs):
+    solve(labs, LAB1)
+    app = labs / APP1
+    app.write_text(app.read_text().replace("def list_items():\n", "def list_items():\n    while True:\n        pass\n"))
+    lab = graded(labs, "1", PYTEST_TIMEOUT="4")[LAB1.id]
+    hung = [m for m in messages(lab) if "did not finish in time" in m]
+    assert hung and all("timeout" in m for m in hung)
+    statuses = {task["task_id"]: task["status"] for task in lab["tasks"]}
+    # Tasks 2 and 3 never call GET /items: they still grade, and pass.
+    assert statuses[1] == "fail" and statuses[2] == "pass" and statuses[3] == "pass", statuses
+
+
+def test_printed_output_never_floods_the_screen(labs):
+    solve(labs, LAB1)
+    app = labs / APP1
+    app.write_text(app.read_text().replace("def list_items():\n", "def list_items():\n    print('x' * 80 * 2000)\n"))
+    run = workshop(labs, "check", "1")
+    assert run.returncode == 0 and len(run.stdout.splitlines()) < 40
+
+
+def test_reaching_the_network_is_blocked_and_explained(labs):
+    solve(labs, LAB1)
+    app = labs / APP1
+    app.write_text(
+        app.read_text().replace(
+            "def list_items():\n",
+            "def list_items():\n    import urllib.request\n    urllib.request.urlopen('https://example.com', timeout=5)\n",
+        )
+    )
+    lab = graded(labs, "1")[LAB1.id]
+    assert any("blocked a network connection" in m and "offline" in m for m in messages(lab)), messages(lab)[:2]
+
+
+# --- the output the docs show is real --------------------------------------------------------------
+
+SHOWN = {
+    "docs/snippets/check-starter.txt": ["check"],
+    "docs/snippets/hint-example.txt": ["hint", "1", "1", "--tier", "2"],
+}
+RANDOM_NAME = re.compile(r"\b(items|orders|uploads|summaries|reports)-[0-9a-f]{6,8}\b")
+
+
+@pytest.mark.parametrize("snippet", SHOWN, ids=list(SHOWN))
+def test_the_output_shown_in_the_docs_is_what_the_command_prints(snippet):
+    arguments = SHOWN[snippet]
+    run = workshop(paths.ROOT / "labs", *arguments, COLUMNS="100")
+    shown = (paths.ROOT / snippet).read_text(encoding="utf-8")
+    assert RANDOM_NAME.sub("<random>", run.stdout) == RANDOM_NAME.sub("<random>", shown), (
+        f"{snippet} is stale: regenerate it on untouched labs/ with "
+        f"`NO_COLOR=1 COLUMNS=100 .venv/bin/workshop {' '.join(arguments)} > {snippet}`"
+    )
