@@ -21,14 +21,17 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from workshop import runtimes, templates
 from workshop.grading.feedback import call_api
 from workshop.grading.spies import CreationSpy
-from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+from workshop.grading.template_checks import (
+    POWERTOOLS_LAYER,
+    actions,
+    function_by_code_uri,
+    load_both,
+    policy_statements,
+    role_of,
+)
 
 FUNCTION = "items_api"
 APP = f"{FUNCTION}/app.py"
-POWERTOOLS_LAYER = re.compile(
-    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
-    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
-)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

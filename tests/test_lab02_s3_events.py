@@ -38,7 +38,13 @@ from workshop.grading.s3_events import (
     records_alone,
     trigger_buckets,
 )
-from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+from workshop.grading.template_checks import (
+    actions,
+    function_by_code_uri,
+    load_both,
+    policy_statements,
+    role_of,
+)
 
 FUNCTION = "csv_summary"
 APP = f"{FUNCTION}/app.py"

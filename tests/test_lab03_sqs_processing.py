@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import re
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -19,18 +18,22 @@ import boto3
 import pytest
 from aws_lambda_powertools import Tracer
 
-from workshop import runtimes, templates
+from workshop import templates
 from workshop.grading import sqs_delivery
 from workshop.grading.feedback import learner_code
-from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+from workshop.grading.logs import json_lines
+from workshop.grading.template_checks import (
+    actions,
+    assert_keeps_lab_1_settings,
+    function_by_code_uri,
+    load_both,
+    policy_statements,
+    role_of,
+)
 
 FUNCTION = "order_worker"
 APP = f"{FUNCTION}/app.py"
 CENT = Decimal("0.01")
-POWERTOOLS_LAYER = re.compile(
-    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
-    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
-)
 # Managed policies SAM attaches by itself to a function with an SQS event; only your own Role avoids them.
 SAM_MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")
 
@@ -255,21 +258,6 @@ def test_task2_writes_every_valid_order_of_a_batch_with_poison_messages(order_wo
 
 
 # --- task 3 ----------------------------------------------------------------------------------------
-
-
-def json_lines(text: str) -> tuple[list[dict], list[str]]:
-    """The log lines that are JSON objects, and the other non-empty lines."""
-    parsed, other = [], []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            parsed.append(value)
-        elif line.strip():
-            other.append(line.strip())
-    return parsed, other
 
 
 def test_task3_logs_each_failure_as_json_with_the_context_and_the_message_id(
@@ -600,26 +588,8 @@ def test_task5_keeps_lab_1s_settings_table_name_arm64_current_runtime_powertools
     assert isinstance(variable, dict) and variable.get("Ref") in tables, (
         f"{name}'s TABLE_NAME is {variable!r}; expected !Ref to the template's table ({', '.join(sorted(tables))})."
     )
-    # ... it runs on arm64 with a current runtime ...
-    assert function.get("Architectures") == ["arm64"], (
-        f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64] (lab 1)."
-    )
-    problem = runtimes.problem_with(function.get("Runtime"))
-    assert problem is None, f"{name}: {problem}. Choose a current runtime, such as python3.13 (lab 1)."
-    # ... with Powertools from the public layer that matches both, and nothing of it bundled
-    layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
-    matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
-    runtime = str(function.get("Runtime", "")).replace(".", "")
-    assert matches and (matches[0]["python"], matches[0]["arch"]) == (runtime, "arm64"), (
-        f"{name} has the layers {layers or 'none'}; expected the public Powertools layer for {function.get('Runtime')} "
-        "on arm64: !Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27."
-    )
-    requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8").lower()
-    bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools", "pydantic") if re.search(rf"^\s*{p}\b", requirements, re.M)]
-    assert not bundled, (
-        f"{FUNCTION}/requirements.txt bundles {bundled}: boto3 comes with the runtime and Powertools (with "
-        "pydantic) with its layer."
-    )
+    # ... and it keeps lab 1's settings: arm64, a current runtime, the Powertools layer, nothing bundled
+    assert_keeps_lab_1_settings(name, function, lab_dir / FUNCTION)
 
 
 # --- task 6 ----------------------------------------------------------------------------------------

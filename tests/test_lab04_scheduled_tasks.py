@@ -26,29 +26,32 @@ from typing import Any
 import boto3
 import pytest
 
-from workshop import paths, runtimes, templates
+from workshop import paths, templates
 from workshop.grading.feedback import learner_code
+from workshop.grading.logs import json_lines
 from workshop.grading.s3_events import client, new_bucket, objects_in
 from workshop.grading.scheduled_jobs import (
     DynamoDBReads,
     frozen_clock,
     is_emf,
-    json_lines,
     published_metrics,
     reset_powertools_metrics,
     runs_every_hour,
     schedule_problem,
 )
-from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+from workshop.grading.template_checks import (
+    actions,
+    assert_keeps_lab_1_settings,
+    function_by_code_uri,
+    load_both,
+    policy_statements,
+    role_of,
+)
 
 FUNCTION = "hourly_report"
 APP = f"{FUNCTION}/app.py"
 SEED = "seed/orders.json"
 PAGE_SIZE = 5
-POWERTOOLS_LAYER = re.compile(
-    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
-    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
-)
 # Managed policies SAM attaches by itself (the second one with Tracing: Active).
 SAM_MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
 DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ConditionCheckItem", "PartiQLSelect"}
@@ -842,22 +845,5 @@ def test_task5_keeps_lab_1s_settings_configuration_arm64_current_runtime_powerto
         f"{name} has no POWERTOOLS_METRICS_NAMESPACE: the grader's sandbox sets one, Lambda does not, and "
         "Powertools Metrics refuses to publish without a namespace."
     )
-    # ... it runs on arm64 with a current runtime ...
-    assert function.get("Architectures") == ["arm64"], (
-        f"{name} runs on {function.get('Architectures') or ['x86_64 (the default)']}; expected [arm64] (lab 1)."
-    )
-    problem = runtimes.problem_with(function.get("Runtime"))
-    assert problem is None, f"{name}: {problem}. Choose a current runtime, such as python3.13 (lab 1)."
-    # ... with Powertools from the public layer that matches both, and nothing of it bundled
-    layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
-    matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
-    runtime = str(function.get("Runtime", "")).replace(".", "")
-    assert matches and (matches[0]["python"], matches[0]["arch"]) == (runtime, "arm64"), (
-        f"{name} has the layers {layers or 'none'}; expected the public Powertools layer for {function.get('Runtime')} "
-        "on arm64: !Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27."
-    )
-    requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8").lower()
-    bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools") if re.search(rf"^\s*{p}\b", requirements, re.M)]
-    assert not bundled, (
-        f"{FUNCTION}/requirements.txt bundles {bundled}: boto3 comes with the runtime and Powertools with its layer."
-    )
+    # ... and it keeps lab 1's settings: arm64, a current runtime, the Powertools layer, nothing bundled
+    assert_keeps_lab_1_settings(name, function, lab_dir / FUNCTION)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -21,10 +20,17 @@ import boto3
 import botocore.client
 import pytest
 
-from workshop import runtimes, templates
+from workshop import templates
 from workshop.grading import sns_delivery
 from workshop.grading.feedback import learner_code
-from workshop.grading.template_checks import actions, function_by_code_uri, load_both, policy_statements, role_of
+from workshop.grading.template_checks import (
+    actions,
+    assert_keeps_lab_1_settings,
+    function_by_code_uri,
+    load_both,
+    policy_statements,
+    role_of,
+)
 
 AUDIT, NOTIFIER, COUNTER = "audit_writer", "notifier", "analytics_counter"
 FUNCTIONS = (AUDIT, NOTIFIER, COUNTER)
@@ -38,10 +44,6 @@ IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 IDEMPOTENT = (NOTIFIER, COUNTER)  # where a second delivery would show: a second notification, a double count
 # Managed policies a function may keep: CloudWatch Logs, and X-Ray when it is traced.
 BASIC_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSXRayDaemonWriteAccess", "AWSXrayWriteOnlyAccess")
-POWERTOOLS_LAYER = re.compile(
-    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
-    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
-)
 SNS_EVENT_ADVICE = (
     "SNSEvent(event).records gives every record; SNSEvent(event).record, like event[\"Records\"][0], only the first."
 )
@@ -737,25 +739,5 @@ def test_task5_settings_arm64_current_runtime_powertools_layer(lab_dir):
         assert kinds.get(target) == SETTING_KIND[setting], (
             f"{name}'s {setting} is {value!r}; expected !Ref to the template's {SETTING_KIND[setting]}."
         )
-        # ... it runs on arm64 with a current runtime ...
-        assert properties.get("Architectures") == ["arm64"], (
-            f"{name} runs on {properties.get('Architectures') or ['x86_64 (the default)']}; expected [arm64]."
-        )
-        problem = runtimes.problem_with(properties.get("Runtime"))
-        assert problem is None, f"{name}: {problem}. Choose a current runtime, such as python3.13."
-        # ... with Powertools from the public layer that matches both, and nothing of it bundled
-        layers = [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in properties.get("Layers", [])]
-        matches = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layers) if m]
-        runtime = str(properties.get("Runtime", "")).replace(".", "")
-        assert matches and (matches[0]["python"], matches[0]["arch"]) == (runtime, "arm64"), (
-            f"{name} has the layers {layers or 'none'}; expected the public Powertools layer for "
-            f"{properties.get('Runtime')} on arm64: !Sub arn:aws:lambda:${{AWS::Region}}:017000801446:layer:"
-            "AWSLambdaPowertoolsPythonV3-python313-arm64:27."
-        )
-        requirements = (lab_dir / function / "requirements.txt").read_text(encoding="utf-8").lower()
-        bundled = [p for p in ("boto3", "botocore", "aws-lambda-powertools", "pydantic")
-                   if re.search(rf"^\s*{p}\b", requirements, re.M)]
-        assert not bundled, (
-            f"{function}/requirements.txt bundles {bundled}: boto3 comes with the runtime and Powertools (with "
-            "pydantic) with its layer."
-        )
+        # ... and it keeps lab 1's settings: arm64, a current runtime, the Powertools layer, nothing bundled
+        assert_keeps_lab_1_settings(name, properties, lab_dir / function)

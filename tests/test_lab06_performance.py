@@ -30,7 +30,7 @@ from workshop.grading.performance import (
     resolve,
     the_function,
 )
-from workshop.grading.template_checks import load_both
+from workshop.grading.template_checks import POWERTOOLS_LAYER, load_both
 from workshop.lambda_runtime import import_fresh
 
 MODULE = "cost_model.py"
@@ -49,10 +49,6 @@ API_MONTHLY_INVOCATIONS = 3_000_000
 PACKAGE_BUDGET = 20_000  # bytes, zipped: several times our largest function, far below any library
 OUR_CODE = re.compile(r"(^|/)([A-Za-z_][A-Za-z0-9_]*\.py|requirements\.txt)$")
 BUNDLED = re.compile(r"^\s*(boto3|botocore|aws-lambda-powertools|pydantic)\b", re.M | re.I)
-POWERTOOLS_LAYER = re.compile(
-    r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
-    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
-)
 
 # The three functions lab 6 tunes: (lab, function folder), and who waits on them.
 ITEMS_API = ("lab01_api_gateway", "items_api")

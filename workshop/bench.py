@@ -337,6 +337,11 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
             rows.append((f"Grading lab {lab.number} ({which})", f"{summary(times)} s", f"fresh process, {runs} runs"))
         for scenario in (s for s in SCENARIOS.values() if s.lab == lab.id):
             rows += function_rows(lab.number, scenario, runs)
+    for target in ("solutions", "labs"):
+        command = [sys.executable, "-m", "workshop", "check", "--all", "--target", target]
+        times = [_wall_time(command) for _ in range(runs)]
+        which = "reference solutions" if target == "solutions" else "untouched starters"
+        rows.append((f"Grading every lab, check --all ({which})", f"{summary(times)} s", f"fresh process, {runs} runs"))
     if any(lab.id == "lab03_sqs_processing" for lab in manifest.labs()):
         writes = [_probe_in_fresh_process("writes", str(BATCH_ORDERS)) for _ in range(runs)]
         ratios = [w["one_by_one_s"] / w["batched_s"] for w in writes]

@@ -27,6 +27,7 @@ def test_bench_measures_every_figure_in_one_quick_run():
                 row = f"Lab {number} {scenario.function} {figure}{variant}"
                 assert row in run.stdout, f"`workshop bench` printed no row {row!r}:\n{run.stdout[-3000:]}"
     assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
+    assert "Grading every lab, check --all (reference solutions)" in run.stdout
 
 
 def test_every_reference_function_of_the_labs_has_a_scenario():

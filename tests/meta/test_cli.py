@@ -220,6 +220,12 @@ SHOWN = {
 RANDOM_NAME = re.compile(r"\b(items|orders|uploads|summaries|reports)-[0-9a-f]{6,8}\b")
 
 
+def test_the_readme_shows_the_real_progress_table():
+    table = (paths.ROOT / "docs" / "snippets" / "check-starter.txt").read_text(encoding="utf-8").splitlines()[:9]
+    readme = (paths.ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(table) in readme, "README.md's make check output is stale: copy the first 9 lines of docs/snippets/check-starter.txt"
+
+
 @pytest.mark.parametrize("snippet", SHOWN, ids=list(SHOWN))
 def test_the_output_shown_in_the_docs_is_what_the_command_prints(snippet):
     arguments = SHOWN[snippet]

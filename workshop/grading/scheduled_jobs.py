@@ -6,7 +6,6 @@ EMF lines Powertools prints, and EventBridge schedule expressions checked as AWS
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 import types
@@ -163,21 +162,6 @@ class DynamoDBReads:
 # --- logs and metrics ----------------------------------------------------------------------------
 
 
-def json_lines(text: str) -> tuple[list[dict], list[str]]:
-    """The lines of `text` that are JSON objects, and the other non-empty lines."""
-    parsed, other = [], []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            parsed.append(value)
-        elif line.strip():
-            other.append(line.strip())
-    return parsed, other
-
-
 def is_emf(line: dict) -> bool:
     """An Embedded Metric Format document: CloudWatch turns it into metrics."""
     aws = line.get("_aws")
@@ -216,7 +200,9 @@ def reset_powertools_metrics() -> None:
     handler raised before flushing would otherwise be published by the next one.
     """
     from aws_lambda_powertools import Metrics
-    from aws_lambda_powertools.metrics.provider.base import reset_cold_start_flag_provider
+    from aws_lambda_powertools.metrics.provider.base import (
+        reset_cold_start_flag_provider,
+    )
 
     for name in ("_metrics", "_dimensions", "_metadata", "_default_dimensions"):
         getattr(Metrics, name, {}).clear()
