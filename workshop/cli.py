@@ -7,6 +7,7 @@
     workshop watch [LAB]     grade again on every save
     workshop solution LAB    compare your code with the reference, once the lab passes
     workshop reset LAB       put the starter back (your version is kept; --undo brings it back)
+    workshop invoke LAB FN   run one function the way Lambda would, offline (its stack in moto)
     workshop doctor          check this machine
     workshop verify          instructors: every solution passes, every starter fails, every hint is there
     workshop bench           measure the performance figures the pages quote
@@ -145,6 +146,12 @@ def reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def invoke(args: argparse.Namespace) -> int:
+    from workshop.invoke import invoke as run_function
+
+    return run_function(args.lab, args.function, args.event, args.target)
+
+
 def doctor(args: argparse.Namespace) -> int:
     from workshop import doctor as checks
 
@@ -215,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--undo", action="store_true", help="bring back your version from before the last reset")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     restore.set_defaults(func=reset)
+
+    run = commands.add_parser("invoke", help="run one function of a lab the way Lambda would, offline")
+    run.add_argument("lab", help=lab_help)
+    run.add_argument("function", help="the function's folder (items_api) or logical id (ItemsApiFunction)")
+    run.add_argument("--event", help="an event of the lab's events/ folder by name, or a JSON file; default: the first that fits")
+    run.add_argument("--target", choices=sorted(paths.TARGETS), default="labs", help="run labs/ (yours) or solutions/")
+    run.set_defaults(func=invoke)
 
     health = commands.add_parser("doctor", help="check Python, the virtual environment, packages and the offline guard")
     health.set_defaults(func=doctor)

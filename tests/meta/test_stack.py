@@ -3,21 +3,19 @@ created in moto's CloudFormation, every lab as a nested stack, and reaches CREAT
 function's environment names the physical resources of its own stack.
 
 moto cannot create everything SAM produces. What it cannot is taken out before the create (see
-MOTO_CANNOT_CREATE) and checked on the transformed template instead, by the test below the deploy.
+workshop/local_stack.py, which `workshop invoke` uses too) and checked on the transformed template
+instead, by the test below the deploy.
 """
 
 from __future__ import annotations
 
-import copy
-import io
 import json
 import re
-import zipfile
 from typing import Any
 
 import pytest
 
-from workshop import manifest, paths, templates
+from workshop import local_stack, manifest, paths, templates
 from workshop.sandbox import REGION
 
 # Linting and deploying into moto take seconds, not the learner's sub-second checks.
@@ -25,40 +23,6 @@ pytestmark = pytest.mark.timeout(60)
 
 LABS = manifest.labs()
 ROOT_TEMPLATE = paths.ROOT / "template.yaml"
-
-# Resource types moto 5's CloudFormation cannot create, with what it does with them.
-MOTO_CANNOT_CREATE: dict[str, str] = {
-    "AWS::ApiGateway::Deployment": "fails: it cannot deploy the RestApi's OpenAPI body",
-    "AWS::ApiGateway::Stage": "fails with the deployment it needs",
-    "AWS::SNS::Subscription": "drops Lambda subscriptions and their filter policies",
-    "AWS::Scheduler::Schedule": "not implemented",
-    "AWS::S3::BucketPolicy": "not implemented (warns and skips it)",
-    "AWS::Lambda::EventInvokeConfig": "not implemented (warns and skips it)",
-}
-# Properties moto ignores or fails on, taken out of the resources that keep being created.
-MOTO_CANNOT_SET: dict[str, tuple[str, ...]] = {
-    "AWS::ApiGateway::RestApi": ("Body",),  # an OpenAPI body: moto cannot import it
-    "AWS::S3::Bucket": ("NotificationConfiguration",),  # S3 notifications: dropped
-    "AWS::Lambda::Function": ("Architectures", "Layers"),  # dropped
-}
-
-
-def for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """`template` without what moto cannot create (test_what_moto_cannot_create_... checks that instead)."""
-    result = copy.deepcopy(template)
-    result["Resources"] = {n: r for n, r in result["Resources"].items() if r["Type"] not in MOTO_CANNOT_CREATE}
-    for logical_id, resource in result["Resources"].items():
-        for name in MOTO_CANNOT_SET.get(resource["Type"], ()):
-            resource.get("Properties", {}).pop(name, None)
-        if resource["Type"] == "AWS::ApiGateway::RestApi":
-            resource["Properties"].setdefault("Name", logical_id)  # the body named it
-    removed = set(template["Resources"]) - set(result["Resources"])
-    # Outputs that name a removed resource go too (lab 1's API URL names the RestApi, which stays).
-    result["Outputs"] = {
-        k: v for k, v in template.get("Outputs", {}).items() if not templates.references(v) & removed
-    }
-    return result
-
 
 def transformed_lab(lab) -> dict[str, Any]:
     folder = lab.folder("solutions")
@@ -80,23 +44,10 @@ def deployed():
     stacks = templates.resources_of_type(root, "AWS::CloudFormation::Stack")
     nested_ids = {s3_key(p["TemplateURL"]).removesuffix(".template") for _, p in stacks}
     lab_templates = {lab.id: transformed_lab(lab) for lab in LABS if lab.id in nested_ids}
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=templates.ARTIFACT_BUCKET)
-        # What `sam package` uploads: each function's code and each nested (transformed) template.
-        for name, template in lab_templates.items():
-            for _, function in templates.resources_of_type(template, "AWS::Lambda::Function"):
-                s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=function["Code"]["S3Key"], Body=code.getvalue())
-            s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=f"{name}.template", Body=json.dumps(for_moto(template)))
+        local_stack.upload_artifacts(boto3.client("s3", region_name=REGION), lab_templates)
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(
-            StackName="lambda-patterns-workshop",
-            TemplateBody=json.dumps(for_moto(root)),
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
+        local_stack.create(cloudformation, "lambda-patterns-workshop", root)
         nested = {}
         for summary in cloudformation.list_stack_resources(StackName="lambda-patterns-workshop")["StackResourceSummaries"]:
             if summary["ResourceType"] == "AWS::CloudFormation::Stack":
@@ -119,10 +70,10 @@ def test_the_root_stack_and_every_nested_lab_stack_reach_create_complete(deploye
         stack = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE", f"{lab}: {stack.get('StackStatusReason')}"
         created = {r["LogicalResourceId"] for r in cloudformation.list_stack_resources(StackName=stack_id)["StackResourceSummaries"]}
-        expected = set(for_moto(deployed["templates"][lab])["Resources"])
+        expected = set(local_stack.for_moto(deployed["templates"][lab])["Resources"])
         assert expected <= created, f"{lab}: moto did not create {sorted(expected - created)}"
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        wanted = set(for_moto(deployed["templates"][lab])["Outputs"])
+        wanted = set(local_stack.for_moto(deployed["templates"][lab])["Outputs"])
         assert set(outputs) == wanted and all(outputs.values()), f"{lab}: outputs {outputs}; expected {sorted(wanted)}"
 
 
@@ -174,7 +125,7 @@ def test_what_moto_cannot_create_is_wired_to_resources_of_the_template(lab):
     names = set(resources) | set(template.get("Parameters", {}))
     for name, resource in resources.items():
         kind, properties = resource["Type"], resource.get("Properties", {})
-        removed = properties if kind in MOTO_CANNOT_CREATE else {k: properties.get(k) for k in MOTO_CANNOT_SET.get(kind, ())}
+        removed = properties if kind in local_stack.MOTO_CANNOT_CREATE else {k: properties.get(k) for k in local_stack.MOTO_CANNOT_SET.get(kind, ())}
         dangling = {r for r in templates.references(removed) - names if not r.startswith("AWS::")}
         assert not dangling, f"solutions/{lab.id} {name} ({kind}) names {sorted(dangling)}, not in the template"
         if kind == "AWS::Lambda::Function":

@@ -1,0 +1,116 @@
+"""Create a lab's stack in moto's CloudFormation, as `sam deploy` would create it in AWS.
+
+Used by `workshop invoke` (workshop/invoke.py) and by tests/meta/test_stack.py. Call the functions here
+inside `moto.mock_aws()`, with `workshop.sandbox.enter()` done first.
+
+moto cannot create everything SAM produces. What it cannot is taken out before the create
+(MOTO_CANNOT_CREATE, MOTO_CANNOT_SET); test_stack.py checks those parts on the transformed template.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from workshop import templates
+from workshop.sandbox import REGION
+
+# Resource types moto 5's CloudFormation cannot create, with what it does with them.
+MOTO_CANNOT_CREATE: dict[str, str] = {
+    "AWS::ApiGateway::Deployment": "fails: it cannot deploy the RestApi's OpenAPI body",
+    "AWS::ApiGateway::Stage": "fails with the deployment it needs",
+    "AWS::SNS::Subscription": "drops Lambda subscriptions and their filter policies",
+    "AWS::Scheduler::Schedule": "not implemented",
+    "AWS::S3::BucketPolicy": "not implemented (warns and skips it)",
+    "AWS::Lambda::EventInvokeConfig": "not implemented (warns and skips it)",
+}
+# Properties moto ignores or fails on, taken out of the resources that keep being created.
+MOTO_CANNOT_SET: dict[str, tuple[str, ...]] = {
+    "AWS::ApiGateway::RestApi": ("Body",),  # an OpenAPI body: moto cannot import it
+    "AWS::S3::Bucket": ("NotificationConfiguration",),  # S3 notifications: dropped
+    "AWS::Lambda::Function": ("Architectures", "Layers"),  # dropped
+}
+
+# What moto stores as each function's code: the real code runs in this process, never in moto.
+_PLACEHOLDER_HANDLER = "def lambda_handler(event, context):\n    return None\n"
+
+
+def for_moto(template: dict[str, Any]) -> dict[str, Any]:
+    """A transformed template without what moto cannot create."""
+    result = copy.deepcopy(template)
+    result["Resources"] = {n: r for n, r in result["Resources"].items() if r["Type"] not in MOTO_CANNOT_CREATE}
+    for logical_id, resource in result["Resources"].items():
+        for name in MOTO_CANNOT_SET.get(resource["Type"], ()):
+            resource.get("Properties", {}).pop(name, None)
+        if resource["Type"] == "AWS::ApiGateway::RestApi":
+            resource["Properties"].setdefault("Name", logical_id)  # the body named it
+    removed = set(template["Resources"]) - set(result["Resources"])
+    # Outputs that name a removed resource go too (lab 1's API URL names the RestApi, which stays).
+    result["Outputs"] = {
+        k: v for k, v in template.get("Outputs", {}).items() if not templates.references(v) & removed
+    }
+    return result
+
+
+def placeholder_code() -> bytes:
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", _PLACEHOLDER_HANDLER)
+    return code.getvalue()
+
+
+def upload_artifacts(s3, lab_templates: dict[str, dict[str, Any]]) -> None:
+    """What `sam package` uploads: each function's code (a placeholder) and each lab's template."""
+    s3.create_bucket(Bucket=templates.ARTIFACT_BUCKET)
+    code = placeholder_code()
+    for name, template in lab_templates.items():
+        for _, function in templates.resources_of_type(template, "AWS::Lambda::Function"):
+            s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=function["Code"]["S3Key"], Body=code)
+        s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=f"{name}.template", Body=json.dumps(for_moto(template)))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack created in moto: its name, and the physical id of each logical id."""
+
+    name: str
+    status: str
+    reason: str | None
+    physical: dict[str, str]
+    parameters: dict[str, str]
+    outputs: dict[str, str]
+
+
+def describe(cloudformation, name: str) -> Stack:
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    resources = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    return Stack(
+        name=name,
+        status=stack["StackStatus"],
+        reason=stack.get("StackStatusReason"),
+        physical={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources},
+        parameters={p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+    )
+
+
+def create(cloudformation, name: str, template: dict[str, Any]) -> Stack:
+    """Create `template` (transformed, packaged, its artifacts uploaded) as stack `name` and describe it."""
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(for_moto(template)),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    return describe(cloudformation, name)
+
+
+def deploy_lab(template: dict[str, Any], name: str) -> Stack:
+    """One lab's transformed template, uploaded and created in moto (inside `mock_aws()`)."""
+    import boto3
+
+    upload_artifacts(boto3.client("s3", region_name=REGION), {name: template})
+    return create(boto3.client("cloudformation", region_name=REGION), name, template)
