@@ -504,7 +504,7 @@ def test_task5_redrives_failing_messages_to_a_dead_letter_queue(lab_dir):
         f"{queue_name}'s RedrivePolicy.deadLetterTargetArn is {redrive.get('deadLetterTargetArn')!r}; expected "
         f"!GetAtt <another queue of the template>.Arn (the other queues: {sorted(others) or 'none'})."
     )
-    count = sqs_delivery.as_int(redrive.get("maxReceiveCount"), None)
+    count = templates.as_int(redrive.get("maxReceiveCount"), None)
     assert count is not None and 2 <= count <= 5, (
         f"RedrivePolicy.maxReceiveCount is {redrive.get('maxReceiveCount')!r}; choose 2 to 5. With 1, a message "
         "that failed once for a passing reason (a throttled write) is given up at once; with many, a poison "
@@ -515,8 +515,8 @@ def test_task5_redrives_failing_messages_to_a_dead_letter_queue(lab_dir):
 def test_task5_queue_visibility_timeout_is_six_function_timeouts(lab_dir):
     # GIVEN the function and its queue, as AWS deploys them
     name, function, _, _, queue = event_source(lab_dir)
-    timeout = sqs_delivery.as_int(function.get("Timeout"), sqs_delivery.DEFAULT_FUNCTION_TIMEOUT)
-    visibility = sqs_delivery.as_int(queue.get("VisibilityTimeout"), sqs_delivery.DEFAULT_VISIBILITY_TIMEOUT)
+    timeout = templates.as_int(function.get("Timeout"), sqs_delivery.DEFAULT_FUNCTION_TIMEOUT)
+    visibility = templates.as_int(queue.get("VisibilityTimeout"), sqs_delivery.DEFAULT_VISIBILITY_TIMEOUT)
 
     # THEN a batch in progress stays invisible long enough for Lambda to finish and retry it
     assert visibility >= 6 * timeout, (

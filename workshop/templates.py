@@ -183,6 +183,14 @@ def lint(template: dict[str, Any] | str, *, serverless: bool = False) -> list[Fi
     return [f for f in findings if f.rule not in KNOWN_FALSE_POSITIVES]
 
 
+def as_int(value: object, default: Any) -> Any:
+    """A template's number (CloudFormation accepts "30" as well as 30), or `default` when absent or not one."""
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
 def resources_of_type(template: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") == kind:

@@ -36,7 +36,7 @@ from typing import Any
 from workshop.grading.feedback import describe
 from workshop.lambda_runtime import LambdaContext
 from workshop.sandbox import REGION
-from workshop.templates import references
+from workshop.templates import as_int, references
 
 ACCOUNT = "123456789012"  # moto's account
 DEFAULT_MAX_RETRY_ATTEMPTS = 2  # Lambda's default, and its maximum, for asynchronous invocations
@@ -131,13 +131,6 @@ def _subscriber(resources: dict, function: str, subscription: dict) -> Subscribe
         on_failure=target,
         on_failure_kind=kind,
     )
-
-
-def as_int(value: object, default: Any) -> Any:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
 
 
 # --- the topic, its subscriptions and the failure queues, in moto ------------------------------

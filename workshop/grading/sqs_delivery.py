@@ -28,7 +28,7 @@ from typing import Any
 from workshop.grading.feedback import describe
 from workshop.lambda_runtime import LambdaContext
 from workshop.sandbox import REGION
-from workshop.templates import references
+from workshop.templates import as_int, references
 
 SQS_RECEIVE_LIMIT = 10  # messages per ReceiveMessage call, an SQS limit
 DEFAULT_BATCH_SIZE = 10  # Lambda's default for an SQS event source
@@ -86,13 +86,6 @@ class QueueSettings:
             batching_window=as_int(window, None),
             queue=queue,
         )
-
-
-def as_int(value: object, default: Any) -> Any:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
 
 
 @dataclass(frozen=True)
