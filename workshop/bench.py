@@ -6,6 +6,9 @@
   start is one more event in that process. Lab 1's is also measured for a variant that creates its
   clients inside the handler;
 - lab 3's write ratio: N orders written one `put_item` at a time versus with a batch writer, in one process;
+- the local runtime (workshop/local/): the cold path of `workshop invoke` (a fresh process, the stack
+  created in moto from the template, a cold start, the REPORT printed), a warm invocation in a running
+  LocalLab (from the call to its REPORT line), and a request to `workshop start-api`'s server;
 - the whole `make test`, once, without installation.
 
 Figures are medians over several fresh processes, with their spread (min to max). Under moto there is no
@@ -199,6 +202,11 @@ SCENARIOS = {
 }
 
 
+# Events a function can serve in a fresh local stack (the graders' events may name things it does not hold).
+LOCAL_EVENTS = {"items_api": "api_list_items"}
+LOCAL_WARM_CALLS = 20
+
+
 # --- the probe: runs in a fresh process and prints its timings as JSON ------------------------------
 
 
@@ -235,6 +243,56 @@ def probe(function: str, variant: str, warm_calls: int) -> dict:
             invoke()
             warm.append(time.perf_counter() - before)
     return {"import_s": imported - started, "first_call_s": first - imported, "warm_s": statistics.median(warm)}
+
+
+def local_probe(function: str, warm_calls: int) -> dict:
+    """A LocalLab opened in this process: how long opening takes, then the call-to-REPORT time of a cold
+    invocation and the median of `warm_calls` warm ones."""
+    started = time.perf_counter()
+    from workshop.local import LocalLab
+
+    scenario = SCENARIOS[function]
+    with LocalLab(scenario.lab, target="solutions") as lab:
+        opened = time.perf_counter()
+        event = lab.event(LOCAL_EVENTS.get(function, scenario.event))[1]
+
+        def report() -> float:
+            before = time.perf_counter()
+            invocation = lab.invoke(function, json.loads(json.dumps(event)))
+            invocation.log_text()
+            if not invocation.ok:
+                raise RuntimeError(f"{function}: the bench event failed: {invocation.result_text()[:500]}")
+            return time.perf_counter() - before
+
+        cold = report()
+        warm = [report() for _ in range(warm_calls)]
+    return {"open_s": opened - started, "cold_s": cold, "warm_s": statistics.median(warm)}
+
+
+def api_probe(requests: int) -> dict:
+    """Lab 1's start-api server in this process: the median round trip of GET /items over `requests`."""
+    import threading
+    import urllib.request
+
+    from workshop.local import LocalLab, api
+
+    ports: list[int] = []
+    stop = threading.Event()
+    with LocalLab("1", target="solutions") as lab:
+        server = threading.Thread(target=api.serve, args=(lab,), kwargs={"port": 0, "ready": ports.append, "stop": stop})
+        server.start()
+        while not ports:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{ports[0]}/items"
+        times = []
+        for _ in range(requests + 1):  # the first is the cold start
+            before = time.perf_counter()
+            with urllib.request.urlopen(url) as response:
+                response.read()
+            times.append(time.perf_counter() - before)
+        stop.set()
+        server.join()
+    return {"cold_s": times[0], "warm_s": statistics.median(times[1:])}
 
 
 def write_ratio(orders: int = 200) -> dict:
@@ -350,9 +408,44 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
             f"{summary(ratios, digits=1)}x",
             f"same process, {runs} processes; one by one {summary([w['one_by_one_s'] for w in writes], 1000, 0)} ms",
         ))
+    rows += local_rows(runs)
     if suite:
         seconds = _wall_time(["make", "--no-print-directory", "test"])
         rows.append(("make test (whole suite, no installation)", f"{seconds:.1f} s", "1 run"))
+    return rows
+
+
+def local_rows(runs: int) -> list[tuple[str, str, str]]:
+    """The local runtime's figures: `workshop invoke`'s cold path, warm invocations, start-api requests."""
+    rows = []
+    for function, scenario in SCENARIOS.items():
+        if scenario.lab == "lab02_s3_events":
+            continue  # its events name objects a fresh stack does not hold: `workshop upload` below
+        event = LOCAL_EVENTS.get(function, scenario.event)
+        command = [sys.executable, "-m", "workshop", "invoke", scenario.lab, function, "--event", event, "--target", "solutions"]
+        times = [_wall_time(command) for _ in range(runs)]
+        rows.append((f"`workshop invoke` {function}, cold path", f"{summary(times)} s", f"process start to exit, {runs} runs"))
+        probes = [_probe_in_fresh_process("local", function, str(LOCAL_WARM_CALLS)) for _ in range(runs)]
+        rows.append((
+            f"Local {function}: warm invocation, call to REPORT",
+            f"{summary([p['warm_s'] for p in probes], 1000, 2)} ms",
+            f"median of {LOCAL_WARM_CALLS}, {runs} processes; cold {summary([p['cold_s'] for p in probes], 1000, 0)} ms",
+        ))
+    csv = paths.WORKSHOP_STATE / "bench-orders.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_text("sku,quantity,unit_price\nMUG,2,19.99\nTEA,1,4.50\n", encoding="utf-8")
+    command = [sys.executable, "-m", "workshop", "upload", "2", str(csv), "--target", "solutions"]
+    rows.append((
+        "`workshop upload` to lab 2, cold path", f"{summary([_wall_time(command) for _ in range(runs)])} s",
+        f"process start to exit, {runs} runs",
+    ))
+    opened = [_probe_in_fresh_process("local", "order_worker", "1")["open_s"] for _ in range(runs)]
+    rows.append(("Opening a LocalLab (lab 3's stack in moto)", f"{summary(opened)} s", f"imports included, {runs} processes"))
+    requests = [_probe_in_fresh_process("api", "50") for _ in range(runs)]
+    rows.append((
+        "`workshop start-api` GET /items, warm", f"{summary([r['warm_s'] for r in requests], 1000, 2)} ms",
+        f"median of 50 requests, {runs} processes; the first (cold) {summary([r['cold_s'] for r in requests], 1000, 0)} ms",
+    ))
     return rows
 
 
@@ -388,6 +481,10 @@ def main(runs: int = 5, suite: bool = True, write: bool = False) -> int:
 if __name__ == "__main__":
     if sys.argv[1] == "writes":
         print(json.dumps(write_ratio(int(sys.argv[2]))))
+    elif sys.argv[1] == "local":
+        print(json.dumps(local_probe(sys.argv[2], int(sys.argv[3]))))
+    elif sys.argv[1] == "api":
+        print(json.dumps(api_probe(int(sys.argv[2]))))
     else:
         function, variant, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
         print(json.dumps(probe(function, variant, calls)))

@@ -8,6 +8,8 @@
     workshop solution LAB    compare your code with the reference, once the lab passes
     workshop reset LAB       put the starter back (your version is kept; --undo brings it back)
     workshop invoke LAB FN   run one function the way Lambda would, offline (its stack in moto)
+    workshop start-api LAB   serve the lab's API on http://127.0.0.1:3000
+    workshop upload|send|publish|tick LAB ...   drive the lab's event sources: S3, SQS, SNS, schedules
     workshop doctor          check this machine
     workshop verify          instructors: every solution passes, every starter fails, every hint is there
     workshop bench           measure the performance figures the pages quote
@@ -147,9 +149,39 @@ def reset(args: argparse.Namespace) -> int:
 
 
 def invoke(args: argparse.Namespace) -> int:
-    from workshop.invoke import invoke as run_function
+    from workshop.local import commands
 
-    return run_function(args.lab, args.function, args.event, args.target)
+    return commands.invoke(args.lab, args.function, args.event, args.target, args.repeat)
+
+
+def start_api(args: argparse.Namespace) -> int:
+    from workshop.local import api
+
+    return api.start_api(args.lab, args.target, args.port)
+
+
+def upload(args: argparse.Namespace) -> int:
+    from workshop.local import commands
+
+    return commands.upload(args.lab, args.file, args.key, args.bucket, args.target)
+
+
+def send(args: argparse.Namespace) -> int:
+    from workshop.local import commands
+
+    return commands.send(args.lab, args.event, args.body, args.function, args.target)
+
+
+def publish(args: argparse.Namespace) -> int:
+    from workshop.local import commands
+
+    return commands.publish(args.lab, args.event, args.message, args.attribute, args.subject, args.target)
+
+
+def tick(args: argparse.Namespace) -> int:
+    from workshop.local import commands
+
+    return commands.tick(args.lab, args.until, args.since, args.target)
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -188,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workshop", description="Lambda Patterns Workshop")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     lab_help = "a lab: its number (1), id or id prefix (lab01)"
+    target = {"choices": sorted(paths.TARGETS), "default": "labs", "help": "run labs/ (yours) or solutions/"}
 
     grade = commands.add_parser("check", help="grade a lab and show what to do next (the default)")
     grade.add_argument("lab", nargs="?", help=f"{lab_help}; default: the first lab not done yet")
@@ -227,8 +260,47 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("lab", help=lab_help)
     run.add_argument("function", help="the function's folder (items_api) or logical id (ItemsApiFunction)")
     run.add_argument("--event", help="an event of the lab's events/ folder by name, or a JSON file; default: the first that fits")
-    run.add_argument("--target", choices=sorted(paths.TARGETS), default="labs", help="run labs/ (yours) or solutions/")
+    run.add_argument("--repeat", type=int, default=1, help="invoke N times in one environment: a cold start, then warm ones")
+    run.add_argument("--target", **target)
     run.set_defaults(func=invoke)
+
+    serve = commands.add_parser("start-api", help="serve a lab's API routes on 127.0.0.1, offline")
+    serve.add_argument("lab", help=lab_help)
+    serve.add_argument("--port", type=int, default=3000, help="the port to listen on (default 3000; 0: any free port)")
+    serve.add_argument("--target", **target)
+    serve.set_defaults(func=start_api)
+
+    put = commands.add_parser("upload", help="put a file in a lab's bucket: S3 invokes the functions its filters match")
+    put.add_argument("lab", help=lab_help)
+    put.add_argument("file", help="the file to upload")
+    put.add_argument("--key", help="the object's key; default: the function's filter prefix and the file's name")
+    put.add_argument("--bucket", help="the bucket's logical id; default: the one that invokes a function")
+    put.add_argument("--target", **target)
+    put.set_defaults(func=upload)
+
+    enqueue = commands.add_parser("send", help="send messages to a lab's queue: Lambda polls it in batches")
+    enqueue.add_argument("lab", help=lab_help)
+    enqueue.add_argument("--event", help="send the bodies of an SQS event of events/ (by name or file); default: the first")
+    enqueue.add_argument("--body", action="append", default=[], help="a message body to send (repeat for several)")
+    enqueue.add_argument("--function", help="the function whose queue to use, when several poll one")
+    enqueue.add_argument("--target", **target)
+    enqueue.set_defaults(func=send)
+
+    announce = commands.add_parser("publish", help="publish to a lab's topic: SNS delivers to each matching subscriber")
+    announce.add_argument("lab", help=lab_help)
+    announce.add_argument("--event", help="publish the messages of an SNS event of events/ again; default: the first")
+    announce.add_argument("--message", help="a message to publish instead")
+    announce.add_argument("--attribute", action="append", default=[], metavar="NAME=VALUE", help="a string message attribute")
+    announce.add_argument("--subject", help="the message's subject")
+    announce.add_argument("--target", **target)
+    announce.set_defaults(func=publish)
+
+    clock = commands.add_parser("tick", help="move a lab's clock: its schedules fire with EventBridge's events")
+    clock.add_argument("lab", help=lab_help)
+    clock.add_argument("until", help="the simulated time to move to, e.g. 2026-11-27T14:00:00Z")
+    clock.add_argument("--since", help="where the clock starts (default: a minute before); every run in between fires")
+    clock.add_argument("--target", **target)
+    clock.set_defaults(func=tick)
 
     health = commands.add_parser("doctor", help="check Python, the virtual environment, packages and the offline guard")
     health.set_defaults(func=doctor)

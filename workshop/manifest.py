@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +18,16 @@ class Task:
 
 
 @dataclass(frozen=True)
+class LocalSetup:
+    """What the local runtime creates beside a lab's stack: what a learner creates by hand before a deploy
+    (`secure_parameters`: template parameter -> value of the SecureString it names), and sample data
+    (`seed`: DynamoDB table logical id -> JSON file of items, relative to the lab's folder)."""
+
+    secure_parameters: dict[str, str] = field(default_factory=dict)
+    seed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Lab:
     number: int
     id: str
@@ -27,6 +37,7 @@ class Lab:
     functions: tuple[str, ...]
     minutes: int
     tasks: tuple[Task, ...]
+    local: LocalSetup = LocalSetup()
 
     @property
     def grader(self) -> Path:
@@ -62,6 +73,11 @@ def _lab(number: int, raw: dict) -> Lab:
     tasks = raw.get("task", [])
     if not tasks:
         raise ManifestError(f"{raw['id']}: a lab needs at least one [[lab.task]]")
+    local = raw.get("local", {})
+    for key in ("secure_parameters", "seed"):
+        value = local.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ManifestError(f"{raw['id']}: 'local.{key}' must be a table of strings")
     return Lab(
         number=number,
         id=raw["id"],
@@ -71,6 +87,7 @@ def _lab(number: int, raw: dict) -> Lab:
         functions=tuple(raw["functions"]),
         minutes=raw["minutes"],
         tasks=tuple(_task(raw["id"], n, t) for n, t in enumerate(tasks, start=1)),
+        local=LocalSetup(dict(local.get("secure_parameters", {})), dict(local.get("seed", {}))),
     )
 
 

@@ -67,11 +67,19 @@ def test_the_environment_names_the_stacks_physical_resources():
     assert '"function_name":"workshop-local-OrderWorkerFunction-' in logged.stdout, logged.stdout[-2000:]
 
 
-def test_lab_2_runs_but_needs_what_its_event_names_which_the_stack_does_not_hold():
-    # Not done yet (issue 7, event sources): the signing key parameter and the uploaded objects.
+def test_lab_2_gets_its_signing_key_from_the_local_setup_but_an_event_file_names_objects_never_uploaded():
+    # labs.toml's [lab.local] creates the SecureString; `workshop upload` puts the objects (tests/meta/test_local.py).
     run = workshop(LABS, "invoke", "2", "csv_summary", "--target", "solutions")
     assert run.returncode == 1 and REPORT.search(run.stdout), run.stdout[-2000:]
-    assert "ParameterNotFound" in error(run.stdout)["errorMessage"]
+    assert error(run.stdout)["errorType"] == "NoSuchBucket", run.stdout[-2000:]
+
+
+def test_repeat_shows_a_cold_start_then_warm_invocations():
+    run = workshop(LABS, "invoke", "1", "items_api", "--event", "api_list_items", "--repeat", "3", "--target", "solutions")
+    assert run.returncode == 0, run.stdout[-2000:]
+    reports = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert len(reports) == 3 and len(REPORT.findall(run.stdout)) == 1, reports
+    assert all("Init Duration" not in line for line in reports[1:]), reports
 
 
 def test_the_starter_fails_as_lambda_shows_an_unhandled_error():

@@ -3,7 +3,7 @@ created in moto's CloudFormation, every lab as a nested stack, and reaches CREAT
 function's environment names the physical resources of its own stack.
 
 moto cannot create everything SAM produces. What it cannot is taken out before the create (see
-workshop/local_stack.py, which `workshop invoke` uses too) and checked on the transformed template
+workshop/local/stack.py, which `workshop invoke` uses too) and checked on the transformed template
 instead, by the test below the deploy.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from workshop import local_stack, manifest, paths, templates
+from workshop import manifest, paths, templates
+from workshop.local import stack as local_stack
 from workshop.sandbox import REGION
 
 # Linting and deploying into moto take seconds, not the learner's sub-second checks.

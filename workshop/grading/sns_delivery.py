@@ -102,6 +102,11 @@ class TopicSettings:
         return next((s for s in self.subscribers if s.function == function), None)
 
 
+def asynchronous_settings(cfn: dict, function: str) -> Subscriber:
+    """How Lambda handles `function`'s asynchronous invocations (retries, failure queue), from the template."""
+    return _subscriber(cfn.get("Resources", {}), function, {})
+
+
 def _subscriber(resources: dict, function: str, subscription: dict) -> Subscriber:
     queues = {name for name, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"}
     configs = [
@@ -165,13 +170,17 @@ class FanOut:
     failure_queues: dict[str, str]  # queue logical id -> url
 
     @classmethod
-    def create(cls, sns: Any, sqs: Any, settings: TopicSettings, name: str) -> FanOut:
-        """Create the topic, the subscriptions (with the template's filter policies) and the failure queues.
+    def create(
+        cls, sns: Any, sqs: Any, settings: TopicSettings, name: str,
+        topic_arn: str | None = None, failure_queues: dict[str, str] | None = None,
+    ) -> FanOut:
+        """Create the topic, the subscriptions (with the template's filter policies) and the failure queues;
+        or subscribe to an existing topic (`topic_arn`) and use existing failure queues (logical id -> url).
 
         A filter policy SNS refuses raises SettingsError, with SNS's reason.
         """
         share_one_signing_key()
-        topic_arn = sns.create_topic(Name=name)["TopicArn"]
+        topic_arn = topic_arn or sns.create_topic(Name=name)["TopicArn"]
         subscription_queues = {}
         for subscriber in settings.subscribers:
             url = sqs.create_queue(QueueName=f"{name}-{subscriber.function}"[:80])["QueueUrl"]
@@ -189,10 +198,11 @@ class FanOut:
                     f"{json.dumps(subscriber.filter_policy)}: {error.response['Error']['Message']}"
                 ) from None
             subscription_queues[subscriber.function] = url
-        failure_queues = {
-            queue: sqs.create_queue(QueueName=f"{name}-{queue}"[:80])["QueueUrl"]
-            for queue in sorted({s.on_failure for s in settings.subscribers if s.on_failure})
-        }
+        if failure_queues is None:
+            failure_queues = {
+                queue: sqs.create_queue(QueueName=f"{name}-{queue}"[:80])["QueueUrl"]
+                for queue in sorted({s.on_failure for s in settings.subscribers if s.on_failure})
+            }
         return cls(settings, topic_arn, subscription_queues, failure_queues)
 
     def publish(
@@ -312,14 +322,14 @@ def function_arn(function: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"
 
 
-def invocation_record(invocation: Invocation, request_id: str, error: BaseException) -> dict:
+def invocation_record(invocation: Invocation, request_id: str, error: BaseException, function_name: str | None = None) -> dict:
     """What Lambda sends an on-failure destination once an asynchronous event has failed every attempt."""
     return {
         "version": "1.0",
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestContext": {
             "requestId": request_id,
-            "functionArn": f"{function_arn(invocation.function)}:$LATEST",
+            "functionArn": f"{function_arn(function_name or invocation.function)}:$LATEST",
             "condition": "RetriesExhausted",
             "approximateInvokeCount": len(invocation.errors),
         },
@@ -330,15 +340,16 @@ def invocation_record(invocation: Invocation, request_id: str, error: BaseExcept
 
 
 def _send_failure(
-    sqs: Any, fanout: FanOut, subscriber: Subscriber, invocation: Invocation, request_id: str, error: BaseException
+    sqs: Any, failure_queues: dict[str, str], subscriber: Subscriber, invocation: Invocation, request_id: str,
+    error: BaseException, function_name: str | None = None,
 ) -> None:
     """What Lambda does with an event that failed every attempt: keep it in the failure queue, or drop it."""
     if subscriber.on_failure is None:
         invocation.outcome = LOST
         return
-    url = fanout.failure_queues[subscriber.on_failure]
+    url = failure_queues[subscriber.on_failure]
     if subscriber.on_failure_kind == DESTINATION:
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(invocation_record(invocation, request_id, error)))
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(invocation_record(invocation, request_id, error, function_name)))
     else:  # a dead-letter queue receives the event itself, the error in message attributes
         sqs.send_message(
             QueueUrl=url,
@@ -350,6 +361,34 @@ def _send_failure(
             },
         )
     invocation.outcome = subscriber.on_failure
+
+
+def invoke_asynchronously(
+    sqs: Any,
+    failure_queues: dict[str, str],
+    subscriber: Subscriber,
+    event: dict,
+    message_id: str,
+    handler: Callable[[dict, Any], Any],
+    function_name: str | None = None,
+) -> Invocation:
+    """One event invoked as Lambda invokes asynchronously: retried, then sent to the failure queue or lost.
+
+    `function_name` is the function's physical name, for the failure record (default: its logical id)."""
+    invocation = Invocation(subscriber.function, message_id, event)
+    request_id = str(uuid.uuid4())  # Lambda keeps it across the retries of one event
+    for _ in range(1 + subscriber.max_retry_attempts):
+        context = LambdaContext(function_name=subscriber.function, aws_request_id=request_id)
+        try:
+            handler(json.loads(json.dumps(event)), context)  # a fresh copy for every attempt
+        except Exception as error:  # noqa: BLE001  (any error fails the attempt, as in Lambda)
+            invocation.errors.append(describe(error))
+            last_error = error
+        else:
+            invocation.outcome = SUCCEEDED
+            return invocation
+    _send_failure(sqs, failure_queues, subscriber, invocation, request_id, last_error, function_name)
+    return invocation
 
 
 def deliver(
@@ -370,21 +409,9 @@ def deliver(
         for message in receive_all(sqs, url, max_messages):
             envelope = json.loads(message["Body"])
             event = sns_event(envelope, subscription_arn)
-            invocation = Invocation(subscriber.function, envelope["MessageId"], event)
-            delivery.invocations.append(invocation)
-            request_id = str(uuid.uuid4())  # Lambda keeps it across the retries of one event
-            for _ in range(1 + subscriber.max_retry_attempts):
-                context = LambdaContext(function_name=subscriber.function, aws_request_id=request_id)
-                try:
-                    handler(json.loads(json.dumps(event)), context)  # a fresh copy for every attempt
-                except Exception as error:  # noqa: BLE001  (any error fails the attempt, as in Lambda)
-                    invocation.errors.append(describe(error))
-                    last_error = error
-                else:
-                    invocation.outcome = SUCCEEDED
-                    break
-            else:
-                _send_failure(sqs, fanout, subscriber, invocation, request_id, last_error)
+            delivery.invocations.append(
+                invoke_asynchronously(sqs, fanout.failure_queues, subscriber, event, envelope["MessageId"], handler)
+            )
     return delivery
 
 
