@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -574,12 +573,3 @@ def next_fire(lab: LocalLab, after: datetime) -> datetime | None:
             found = schedule.fire_times(expression, after, after + timedelta(days=366), origin=EPOCH, limit=100_000)
             moments += found[:1]
     return min(moments, default=None)
-
-
-def printable(value: Any) -> str:
-    return json.dumps(value, indent=2, default=runtime.json_default)
-
-
-if __name__ == "__main__":  # pragma: no cover - a quick look: python -m workshop.local.lab 1
-    with LocalLab(sys.argv[1], target=sys.argv[2] if len(sys.argv) > 2 else "solutions") as local:
-        print(local.invoke(local.lab.functions[0]).log_text())
