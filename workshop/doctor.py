@@ -61,7 +61,7 @@ def offline_guard() -> Finding:
     found = sorted(name for name in environ if name.startswith(sandbox.REMOVED_PREFIXES) or name == "AWS_ACCESS_KEY_ID")
     sandbox.fake_aws_environment(environ)
     hidden = environ["AWS_ACCESS_KEY_ID"] == "testing" and not any(n.startswith(sandbox.REMOVED_PREFIXES) for n in environ)
-    original, lookup = socket.socket.connect, socket.getaddrinfo
+    original, original_ex, lookup = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
     sandbox.block_network()
     try:
         with socket.socket() as probe:
@@ -70,7 +70,8 @@ def offline_guard() -> Finding:
     except sandbox.NetworkBlocked:
         blocked = True
     finally:
-        socket.socket.connect, socket.getaddrinfo = original, lookup  # type: ignore[method-assign]
+        socket.socket.connect, socket.socket.connect_ex = original, original_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = lookup
     seen = f" (your shell sets {', '.join(found)}: the graders replace them with fakes)" if found else ""
     return Finding(
         "No real AWS",

@@ -216,8 +216,10 @@ def test_reaching_the_network_is_blocked_and_explained(labs):
 SHOWN = {
     "docs/snippets/check-starter.txt": ["check"],
     "docs/snippets/hint-example.txt": ["hint", "1", "1", "--tier", "2"],
+    # Each lab page's "Run the grader": that lab, graded on the untouched starter.
+    **{f"docs/snippets/check/{lab.id}.txt": ["check", str(lab.number)] for lab in manifest.labs()},
 }
-RANDOM_NAME = re.compile(r"\b(items|orders|uploads|summaries|reports)-[0-9a-f]{6,8}\b")
+RANDOM_NAME = re.compile(r"\b(items|orders|uploads|summaries|reports)-[0-9a-f]{6,12}\b")
 
 
 def test_the_readme_shows_the_real_progress_table():

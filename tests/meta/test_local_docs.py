@@ -254,8 +254,12 @@ def test_the_start_api_session_shown_in_the_docs_is_what_the_server_and_curl_pri
         assert normalised(actual) == normalised(shown), stale(snippet)
 
 
+# Every file of docs/snippets/local/ that this module regenerates, runs or feeds to a command.
+CHECKED = set(SHOWN) | set(SCRIPTS) | {SESSION_CONSOLE, SESSION_CURL} | INPUTS
+
+
 def test_every_local_snippet_is_checked():
-    checked = set(SHOWN) | set(SCRIPTS) | {SESSION_CONSOLE, SESSION_CURL} | INPUTS
+    checked = CHECKED
     present = {paths.relative(p) for p in (paths.ROOT / LOCAL).iterdir() if p.is_file()}
     assert present - checked == set(), f"{LOCAL} holds files no test checks: {sorted(present - checked)}"
     assert checked - present == set(), f"missing from {LOCAL}: {sorted(checked - present)}; regenerate with `{REGENERATE}`"
