@@ -365,16 +365,28 @@ def test_task5_template_routes_the_three_endpoints_to_the_function(lab_dir):
     assert properties.get("Handler") == "app.lambda_handler", (
         f"{name}'s Handler is {properties.get('Handler')!r}; expected app.lambda_handler (app.py, lambda_handler)."
     )
-    events = (properties.get("Events") or {}).values()
-    routes = {
-        (str(e["Properties"].get("Method", "")).upper(), e["Properties"].get("Path"))
-        for e in events
+    events = [
+        e["Properties"]
+        for e in (properties.get("Events") or {}).values()
         if e.get("Type") == "Api" and isinstance(e.get("Properties"), dict)
-    }
+    ]
+    routes = {(str(e.get("Method", "")).upper(), e.get("Path")) for e in events}
     missing = sorted(EXPECTED_ROUTES - routes)
     assert not missing, (
         f"{name} has Api events for {sorted(routes)}; missing {missing}. "
-        "Add one event per route under Events (Type: Api, with Path and Method)."
+        "Add one event per route under Events (Type: Api, with RestApiId, Path and Method)."
+    )
+    # AND every route is on the template's API, the one with IAM auth, throttling and the NewItem model
+    apis = {n for n, _ in templates.resources_of_type(sam, "AWS::Serverless::Api")}
+    elsewhere = sorted(
+        f"{str(e.get('Method', '')).upper()} {e.get('Path')}"
+        for e in events
+        if not templates.references(e.get("RestApiId")) & apis
+    )
+    assert not elsewhere, (
+        f"{name}'s routes {elsewhere} name no API of the template (RestApiId). SAM puts such routes on a "
+        "second API that it creates for them, open to anyone: without the IAM auth, throttling and body "
+        "validation of ItemsApi. Add RestApiId: !Ref ItemsApi to each event."
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -123,6 +124,9 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     from samtranslator.translator.transform import transform as sam_transform
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    # Given no feature-toggle configuration (there is none to give offline), samtranslator warns once
+    # per API with an OpenApiVersion (labs 1 and 6 set one): noise on the learner's console.
+    logging.getLogger("samtranslator.feature_toggle.feature_toggle").setLevel(logging.ERROR)
     try:
         return sam_transform(package(template, folder), {}, _NoManagedPolicies())
     except InvalidDocumentException as error:
@@ -215,3 +219,31 @@ def references(value: Any) -> set[str]:
         for inner in value:
             found |= references(inner)
     return found
+
+
+def denies_plain_http(document: dict[str, Any]) -> bool:
+    """Does a resource policy's document deny every request not made over TLS (aws:SecureTransport false)?"""
+    statements = document.get("Statement", [])
+    return any(
+        s.get("Effect") == "Deny"
+        and s.get("Principal") in ("*", {"AWS": "*"})
+        and str(((s.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")).lower() == "false"
+        for s in ([statements] if isinstance(statements, dict) else statements)
+    )
+
+
+def tag_property(kind: str) -> str | None:
+    """The property that tags a resource of this CloudFormation type ("Tags", "ResourceTags"...), or None
+    when the type takes no tags: from the resource schemas bundled with cfn-lint (their `tagging` section)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, kind).schema
+    except ResourceNotFoundError:
+        return None
+    if "tagging" not in schema:  # an older schema: a Tags property says it all
+        return "Tags" if "Tags" in schema.get("properties", {}) else None
+    tagging = schema["tagging"]
+    if not tagging.get("taggable"):
+        return None
+    return str(tagging.get("tagProperty", "/properties/Tags")).removeprefix("/properties/")

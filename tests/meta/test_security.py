@@ -69,14 +69,6 @@ def test_every_table_bucket_queue_and_topic_is_encrypted_at_rest(lab):
     assert not problems, f"solutions/{lab.id}:\n" + "\n".join(problems)
 
 
-def denies_plain_http(policy: dict[str, Any]) -> bool:
-    return any(
-        s.get("Effect") == "Deny"
-        and str(((s.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")).lower() == "false"
-        for s in policy.get("PolicyDocument", {}).get("Statement", [])
-    )
-
-
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
 def test_every_bucket_blocks_public_access_and_refuses_plain_http(lab):
     template = reference(lab)
@@ -85,9 +77,10 @@ def test_every_bucket_blocks_public_access_and_refuses_plain_http(lab):
         block = bucket.get("PublicAccessBlockConfiguration") or {}
         settings = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
         assert all(block.get(s) is True for s in settings), f"solutions/{lab.id} {name}: PublicAccessBlockConfiguration"
-        assert any(templates.references(p.get("Bucket")) == {name} and denies_plain_http(p) for p in policies), (
-            f"solutions/{lab.id} {name}: no bucket policy that denies requests whose aws:SecureTransport is false"
-        )
+        assert any(
+            templates.references(p.get("Bucket")) == {name} and templates.denies_plain_http(p.get("PolicyDocument", {}))
+            for p in policies
+        ), f"solutions/{lab.id} {name}: no bucket policy that denies requests whose aws:SecureTransport is false"
 
 
 def wildcards(statements: list[dict[str, Any]]) -> list[str]:

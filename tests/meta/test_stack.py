@@ -141,6 +141,12 @@ def test_what_moto_cannot_create_is_wired_to_resources_of_the_template(lab):
             assert {resources[r]["Type"] for r in templates.references(destination)} == {"AWS::SQS::Queue"}
         if kind == "AWS::S3::BucketPolicy":
             assert resources[properties["Bucket"]["Ref"]]["Type"] == "AWS::S3::Bucket"
+        if kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            targets = properties.get("Queues") or properties.get("Topics")
+            wanted = {"AWS::SQS::QueuePolicy": "AWS::SQS::Queue", "AWS::SNS::TopicPolicy": "AWS::SNS::Topic"}[kind]
+            assert {resources[r]["Type"] for r in templates.references(targets)} == {wanted}, f"solutions/{lab.id} {name}"
+        if kind == "AWS::Budgets::Budget":  # what it says is test_deployed_safety's to check
+            assert templates.references(properties) <= {"MonthlyBudgetUsd", "AlertEmail"}, f"solutions/{lab.id} {name}"
         if kind == "AWS::ApiGateway::Stage":
             assert resources[properties["RestApiId"]["Ref"]]["Type"] == "AWS::ApiGateway::RestApi"
         if kind == "AWS::ApiGateway::RestApi":

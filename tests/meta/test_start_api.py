@@ -118,6 +118,18 @@ def test_lab_1s_routes_come_from_its_transformed_template():
     }
 
 
+def test_the_banner_says_once_what_aws_checks_that_the_local_server_does_not():
+    template = templates.transformed(paths.ROOT / "solutions" / "lab01_api_gateway" / "template.yaml")
+    lab1 = api.routes(template)
+    assert all(r.iam_auth for r in lab1) and {(r.method, r.path) for r in lab1 if r.body_model} == {("POST", "/items")}
+    lab = FakeLab()
+    lab.template, lab.number = template, 1
+    banner = api.banner(lab, lab1, "http://127.0.0.1:3000")
+    assert banner.count("curl --aws-sigv4") == 1 and banner.count("checks the body of POST /items") == 1, banner
+    plain = api.banner(FakeLab(), ROUTES, "http://127.0.0.1:3000")  # no auth, no validation: nothing to say
+    assert "In AWS" not in plain, plain
+
+
 def test_routes_read_any_method_binary_media_types_and_the_stage():
     proxy = next(r for r in ROUTES if r.path == "/{proxy+}")
     assert proxy == Route("ANY", "/{proxy+}", "ProxyFunction", "Api", "dev", ("image/*",))

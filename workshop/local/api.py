@@ -84,6 +84,8 @@ class Route:
     api: str = "ServerlessRestApi"  # the RestApi's logical id
     stage: str = DEFAULT_STAGE
     binary_media_types: tuple[str, ...] = ()
+    iam_auth: bool = False  # AWS lets in only requests signed with IAM credentials (SigV4)
+    body_model: str | None = None  # the model API Gateway checks the body against, if it validates it
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -142,6 +144,23 @@ def _binary_media_types(properties: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _sigv4_schemes(body: dict[str, Any]) -> set[str]:
+    """The security schemes of an API definition that are IAM (SigV4), in OpenAPI 3 or Swagger 2."""
+    schemes = {**(body.get("securityDefinitions") or {}), **((body.get("components") or {}).get("securitySchemes") or {})}
+    return {name for name, scheme in schemes.items() if isinstance(scheme, dict) and scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"}
+
+
+def _body_model(body: dict[str, Any], operation: dict[str, Any]) -> str | None:
+    """The model the gateway checks an operation's body against: only when its validator checks bodies."""
+    validator = operation.get("x-amazon-apigateway-request-validator") or body.get("x-amazon-apigateway-request-validator")
+    if not (body.get("x-amazon-apigateway-request-validators") or {}).get(validator, {}).get("validateRequestBody"):
+        return None
+    schemas = [content.get("schema") for content in ((operation.get("requestBody") or {}).get("content") or {}).values()]
+    schemas += [p.get("schema") for p in operation.get("parameters") or [] if isinstance(p, dict) and p.get("in") == "body"]
+    references = [s["$ref"] for s in schemas if isinstance(s, dict) and isinstance(s.get("$ref"), str)]
+    return references[0].rsplit("/", 1)[-1] if references else None
+
+
 def routes(template: dict[str, Any]) -> list[Route]:
     """Every Lambda proxy route of the template's REST APIs, the most specific resource first."""
     found = []
@@ -150,6 +169,7 @@ def routes(template: dict[str, Any]) -> list[Route]:
         if not isinstance(body, dict) or not isinstance(body.get("paths"), dict):
             continue
         stage, binary = _stage_of(template, api), _binary_media_types(properties)
+        sigv4 = _sigv4_schemes(body)
         for path, methods in body["paths"].items():
             for method, operation in (methods or {}).items():
                 integration = (operation or {}).get("x-amazon-apigateway-integration") if isinstance(operation, dict) else None
@@ -159,7 +179,9 @@ def routes(template: dict[str, Any]) -> list[Route]:
                 if function is None:
                     continue
                 verb = ANY if method == "x-amazon-apigateway-any-method" else method.upper()
-                found.append(Route(verb, path, function, api, stage, binary))
+                security = operation.get("security", body.get("security")) or []
+                iam = any(sigv4 & set(requirement) for requirement in security if isinstance(requirement, dict))
+                found.append(Route(verb, path, function, api, stage, binary, iam, _body_model(body, operation)))
     return sorted(found, key=lambda r: (r.specificity, r.path, r.method == ANY, r.method))
 
 
@@ -583,6 +605,12 @@ def banner(lab: Lab, all_routes: list[Route], url: str) -> str:
     for route in sorted(all_routes, key=lambda r: (r.path, r.method)):
         folder = folders.get(route.function)
         lines.append(f"  {route.method:<7} {url + route.path:<{width}}  -> {route.function}{f' ({folder})' if folder else ''}")
+    # Said once, here: what API Gateway does in AWS that this server does not.
+    if any(route.iam_auth for route in all_routes):
+        lines.append("In AWS this API answers only requests signed with IAM credentials (curl --aws-sigv4: see the lab's page); here it lets every request in.")
+    validated = [f"{route.method} {route.path}" for route in all_routes if route.body_model]
+    if validated:
+        lines.append(f"In AWS the gateway also checks the body of {', '.join(validated)} against the API's model, and answers 400 before the function runs; here the function alone checks it.")
     lines.append("Each request prints its access line, then the function's log as CloudWatch shows it. Press Ctrl-C to stop.")
     return "\n".join(lines)
 

@@ -28,12 +28,21 @@ MOTO_CANNOT_CREATE: dict[str, str] = {
     "AWS::Scheduler::Schedule": "not implemented",
     "AWS::S3::BucketPolicy": "not implemented (warns and skips it)",
     "AWS::Lambda::EventInvokeConfig": "not implemented (warns and skips it)",
+    "AWS::SQS::QueuePolicy": "not implemented (warns and skips it)",
+    "AWS::SNS::TopicPolicy": "not implemented (warns and skips it)",
+    "AWS::Budgets::Budget": "not implemented (warns and skips it); a budget has no local effect anyway",
 }
 # Properties moto ignores or fails on, taken out of the resources that keep being created.
 MOTO_CANNOT_SET: dict[str, tuple[str, ...]] = {
     "AWS::ApiGateway::RestApi": ("Body",),  # an OpenAPI body: moto cannot import it
     "AWS::S3::Bucket": ("NotificationConfiguration",),  # S3 notifications: dropped
     "AWS::Lambda::Function": ("Architectures", "Layers"),  # dropped
+}
+
+# Values for the template parameters that have no Default, as a learner would type them at
+# `sam deploy --guided`: moto refuses to create a stack without them. The one place that names them.
+LOCAL_PARAMETERS: dict[str, str] = {
+    "AlertEmail": "learner@example.com",  # the budget's alert address (AWS sends nothing from moto)
 }
 
 # What moto stores as each function's code: the real code runs in this process, never in moto.
@@ -121,11 +130,21 @@ def describe(cloudformation, name: str) -> Stack:
     )
 
 
+def required_parameters(template: dict[str, Any]) -> list[dict[str, str]]:
+    """The template's parameters without a Default, with their LOCAL_PARAMETERS value (others keep theirs)."""
+    required = [name for name, p in template.get("Parameters", {}).items() if "Default" not in p]
+    unknown = [name for name in required if name not in LOCAL_PARAMETERS]
+    if unknown:
+        raise ValueError(f"the template's parameters {unknown} have no Default: give them a value in LOCAL_PARAMETERS")
+    return [{"ParameterKey": name, "ParameterValue": LOCAL_PARAMETERS[name]} for name in required]
+
+
 def create(cloudformation, name: str, template: dict[str, Any]) -> Stack:
     """Create `template` (transformed, packaged, its artifacts uploaded) as stack `name` and describe it."""
     cloudformation.create_stack(
         StackName=name,
         TemplateBody=json.dumps(for_moto(template)),
+        Parameters=required_parameters(template),
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
     return describe(cloudformation, name)
