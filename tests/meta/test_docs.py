@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,11 +22,16 @@ SNIPPET = re.compile(r'^\s*--8<-- "(?P<path>[^"]+)"\s*$')
 EXTERNAL = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"')
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
+# The build folder of `mkdocs build` (git-ignored, removed by `make clean`).
+SITE = paths.ROOT / "site"
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The site, built once per test session into site/ (the other docs tests import this fixture)."""
+    shutil.rmtree(SITE, ignore_errors=True)
     build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,
@@ -35,7 +41,7 @@ def site(tmp_path_factory) -> Path:
     assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
     warnings = [line for line in build.stderr.splitlines() if "WARNING" in line]
     assert not warnings, "mkdocs warned:\n" + "\n".join(warnings)
-    return out
+    return SITE
 
 
 def test_the_site_builds_strictly_with_every_page(site):

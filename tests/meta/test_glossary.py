@@ -8,16 +8,15 @@ sentence may have a second tooltip, for its capitalised form, with the same text
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from html import unescape
 from pathlib import Path
 
 import pytest
 
 from workshop import paths
+
+from test_docs import site  # noqa: F401 (the site, built once per session; tests/meta is on sys.path)
 
 GLOSSARY = paths.DOCS / "glossary.md"
 ABBREVIATIONS = paths.DOCS / "snippets" / "abbreviations.md"
@@ -123,21 +122,6 @@ def test_every_tooltip_is_a_glossary_term():
             f"{paths.relative(ABBREVIATIONS)}: {term!r} is the capitalised form of a glossary term, so its tooltip "
             f"must be that term's: {capitalised[term]!r}"
         )
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=paths.ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=300,
-    )
-    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
-    return out
 
 
 def rendered(html_file: Path) -> dict[str, str]:

@@ -14,8 +14,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,9 +24,10 @@ import pytest
 
 from workshop import manifest, paths
 
+from test_docs import SITE, site  # noqa: F401 (the site, built once per session; tests/meta is on sys.path)
+
 CHROMIUM = os.environ.get("WORKSHOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# The build folder of `mkdocs build` (git-ignored, removed by `make clean`): the screenshots stay there.
-SITE = paths.ROOT / "site"
+# The screenshots stay in the build folder, beside the pages.
 SCREENSHOTS = SITE / "screenshots"
 # Without these, Chromium phones home at start-up (updates, sync, field trials).
 QUIET = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
@@ -68,16 +67,9 @@ class PageReport:
 
 
 @pytest.fixture(scope="module")
-def origin() -> Iterator[str]:
-    """Build the site strictly into site/ and serve it on 127.0.0.1."""
-    shutil.rmtree(SITE, ignore_errors=True)
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
-        cwd=paths.ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
-    handler = functools.partial(_QuietHandler, directory=str(SITE))
+def origin(site: Path) -> Iterator[str]:
+    """The strictly built site (test_docs' fixture), served on 127.0.0.1."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -149,19 +141,20 @@ def reports(browser, origin) -> dict[str, PageReport]:
     return {url: _visit(browser, origin, url, shots.get(url)) for url in _page_urls(origin)}
 
 
-def test_every_page_loads_without_console_errors(reports):
-    broken = {url: report.errors for url, report in reports.items() if report.errors}
-    assert not broken, f"pages logged errors in the browser console: {broken}"
+# What no page may do, each one test: the PageReport field that collects it, and what it means.
+FINDINGS = {
+    "errors": "logged errors in the browser console",
+    "foreign_requests": "asked for resources beyond 127.0.0.1 (the site must work offline)",
+    "failed_responses": "loaded files that are missing",
+    "empty_code_blocks": "render empty code blocks (an include that came out empty?)",
+    "broken_images": "show diagrams or images that did not load or decode",
+}
 
 
-def test_nothing_is_requested_from_any_host_but_127_0_0_1(reports):
-    foreign = {url: report.foreign_requests for url, report in reports.items() if report.foreign_requests}
-    assert not foreign, f"pages asked for resources beyond 127.0.0.1 (the site must work offline): {foreign}"
-
-
-def test_every_resource_a_page_loads_exists(reports):
-    failed = {url: report.failed_responses for url, report in reports.items() if report.failed_responses}
-    assert not failed, f"pages loaded missing files: {failed}"
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_no_page_has(reports, finding):
+    found = {url: getattr(report, finding) for url, report in reports.items() if getattr(report, finding)}
+    assert not found, f"pages {FINDINGS[finding]}: {found}"
 
 
 def test_every_internal_link_and_anchor_resolves(reports, origin):
@@ -179,16 +172,10 @@ def test_every_internal_link_and_anchor_resolves(reports, origin):
     assert not broken, "broken internal links:\n" + "\n".join(broken)
 
 
-def test_no_code_block_renders_empty(reports):
-    empty = {url: report.empty_code_blocks for url, report in reports.items() if report.empty_code_blocks}
-    assert not empty, f"pages render empty code blocks (an include that came out empty?): {empty}"
-
-
-def test_every_diagram_and_image_renders(reports):
-    broken = {url: report.broken_images for url, report in reports.items() if report.broken_images}
-    assert not broken, f"images that did not load or decode: {broken}"
-    lab_pages = [report for url, report in reports.items() if "/labs/" in url]
-    assert lab_pages, "no lab page was visited"
+def test_every_lab_page_was_visited(reports):
+    visited = {url.split("/labs/", 1)[1].strip("/") for url in reports if "/labs/" in url}
+    missing = {lab.id for lab in manifest.labs()} - visited
+    assert not missing, f"the browser did not visit the pages of {sorted(missing)}"
 
 
 def test_screenshots_of_the_home_page_and_a_lab_page_are_saved(reports):
