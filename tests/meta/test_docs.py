@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -20,28 +16,6 @@ FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^(?
 CODE_LANGUAGES = {"python", "py", "yaml", "yml", "json", "toml"}
 SNIPPET = re.compile(r'^\s*--8<-- "(?P<path>[^"]+)"\s*$')
 EXTERNAL = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"')
-
-
-# The build folder of `mkdocs build` (git-ignored, removed by `make clean`).
-SITE = paths.ROOT / "site"
-
-
-@pytest.fixture(scope="session")
-def site() -> Path:
-    """The site, built once per test session into site/ (the other docs tests import this fixture)."""
-    shutil.rmtree(SITE, ignore_errors=True)
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
-        cwd=paths.ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=300,
-    )
-    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
-    warnings = [line for line in build.stderr.splitlines() if "WARNING" in line]
-    assert not warnings, "mkdocs warned:\n" + "\n".join(warnings)
-    return SITE
 
 
 def test_the_site_builds_strictly_with_every_page(site):

@@ -12,11 +12,7 @@ import re
 from html import unescape
 from pathlib import Path
 
-import pytest
-
 from workshop import paths
-
-from test_docs import site  # noqa: F401 (the site, built once per session; tests/meta is on sys.path)
 
 GLOSSARY = paths.DOCS / "glossary.md"
 ABBREVIATIONS = paths.DOCS / "snippets" / "abbreviations.md"

@@ -24,11 +24,9 @@ import pytest
 
 from workshop import manifest, paths
 
-from test_docs import SITE, site  # noqa: F401 (the site, built once per session; tests/meta is on sys.path)
-
 CHROMIUM = os.environ.get("WORKSHOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# The screenshots stay in the build folder, beside the pages.
-SCREENSHOTS = SITE / "screenshots"
+# The screenshots stay in the build folder (the `site` fixture's), beside the pages.
+SCREENSHOTS = "screenshots"
 # Without these, Chromium phones home at start-up (updates, sync, field trials).
 QUIET = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
          "--no-first-run", "--disable-gpu"]
@@ -88,10 +86,10 @@ def browser(origin):
         chromium.close()
 
 
-def _page_urls(origin: str) -> list[str]:
-    pages = sorted(SITE.rglob("index.html"))
-    assert len(pages) > 5, f"the build in {SITE} has only {len(pages)} pages"
-    return [f"{origin}/{page.parent.relative_to(SITE).as_posix()}/".replace(f"{origin}/./", f"{origin}/") for page in pages]
+def _page_urls(origin: str, site: Path) -> list[str]:
+    pages = sorted(site.rglob("index.html"))
+    assert len(pages) > 5, f"the build in {site} has only {len(pages)} pages"
+    return [f"{origin}/{page.parent.relative_to(site).as_posix()}/".replace(f"{origin}/./", f"{origin}/") for page in pages]
 
 
 def _visit(browser, origin: str, url: str, screenshot: Path | None = None) -> PageReport:
@@ -132,13 +130,13 @@ def _visit(browser, origin: str, url: str, screenshot: Path | None = None) -> Pa
 
 
 @pytest.fixture(scope="module")
-def reports(browser, origin) -> dict[str, PageReport]:
+def reports(browser, origin, site) -> dict[str, PageReport]:
     lab1 = manifest.labs()[0]
     shots = {
-        f"{origin}/": SCREENSHOTS / "home.png",
-        f"{origin}/{Path(lab1.page).with_suffix('').as_posix()}/": SCREENSHOTS / f"{lab1.id}.png",
+        f"{origin}/": site / SCREENSHOTS / "home.png",
+        f"{origin}/{Path(lab1.page).with_suffix('').as_posix()}/": site / SCREENSHOTS / f"{lab1.id}.png",
     }
-    return {url: _visit(browser, origin, url, shots.get(url)) for url in _page_urls(origin)}
+    return {url: _visit(browser, origin, url, shots.get(url)) for url in _page_urls(origin, site)}
 
 
 # What no page may do, each one test: the PageReport field that collects it, and what it means.
@@ -157,7 +155,7 @@ def test_no_page_has(reports, finding):
     assert not found, f"pages {FINDINGS[finding]}: {found}"
 
 
-def test_every_internal_link_and_anchor_resolves(reports, origin):
+def test_every_internal_link_and_anchor_resolves(reports, origin, site):
     broken = []
     for url, report in reports.items():
         for link in report.links:
@@ -167,7 +165,7 @@ def test_every_internal_link_and_anchor_resolves(reports, origin):
             if target in reports:
                 if anchor and anchor not in reports[target].ids:
                     broken.append(f"{url} -> {link} (no element with id {anchor!r})")
-            elif not (SITE / urlsplit(target).path.lstrip("/")).exists():
+            elif not (site / urlsplit(target).path.lstrip("/")).exists():
                 broken.append(f"{url} -> {link} (no such page or file)")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
 
@@ -178,9 +176,9 @@ def test_every_lab_page_was_visited(reports):
     assert not missing, f"the browser did not visit the pages of {sorted(missing)}"
 
 
-def test_screenshots_of_the_home_page_and_a_lab_page_are_saved(reports):
+def test_screenshots_of_the_home_page_and_a_lab_page_are_saved(reports, site):
     for name in ("home.png", f"{manifest.labs()[0].id}.png"):
-        shot = SCREENSHOTS / name
+        shot = site / SCREENSHOTS / name
         assert shot.is_file() and shot.stat().st_size > 10_000, f"{paths.relative(shot)} is missing or blank"
 
 
