@@ -8,7 +8,7 @@ wildcards in our policies, failure paths, log retention of reference functions, 
 
 1. No idle cost: every resource type is on FREE_WHEN_IDLE (or IDLE_COST_ALLOWED, which is empty);
    no provisioned capacity, concurrency or cache is on with the template's default parameters; every
-   log group has a retention, and every starter's function a log group.
+   log group has a retention, and every function a log group (starters and solutions).
 2. A budget: the parameters AlertEmail, MonthlyBudgetUsd, CreateBudget and ReservedConcurrency, and a
    monthly cost budget that emails AlertEmail; the root creates one and tells the nested labs not to.
 3. Reserved concurrency on every function; a maximum concurrency on every SQS event source.
@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from workshop import manifest, paths, templates
+from workshop.grading import performance
 from workshop.local import stack as local_stack
 
 # Transforming and reading thirteen templates takes seconds, not the learner's sub-second checks.
@@ -101,15 +102,16 @@ def where(path: Path) -> str:
     return paths.relative(path)
 
 
-# A small evaluator of CloudFormation's condition functions over the parameters' values, so that the
-# checks see what a stack deployed with the template's defaults (and a learner's email) would do.
-_NO_VALUE = object()
+# CloudFormation's condition functions, worked out over the parameters' values by the grader's own
+# evaluator, so that the checks see what a stack deployed with the template's defaults (and a learner's
+# email) would create.
 
 
-def parameter_values(template: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    values = {name: p.get("Default") for name, p in template.get("Parameters", {}).items()}
-    values |= {name: value for name, value in local_stack.LOCAL_PARAMETERS.items() if values.get(name) is None}
-    return values | overrides
+def parameter_values(template: dict[str, Any], **overrides: Any) -> dict[str, str]:
+    """The parameters' defaults, LOCAL_PARAMETERS for those without one, and `overrides`."""
+    declared = template.get("Parameters", {})
+    local = {name: value for name, value in local_stack.LOCAL_PARAMETERS.items() if "Default" not in declared.get(name, {})}
+    return performance.parameter_values(template, local | {name: str(value) for name, value in overrides.items()})
 
 
 def _text(value: Any) -> str:
@@ -118,48 +120,14 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def resolve(value: Any, template: dict[str, Any], parameters: dict[str, Any]) -> Any:
-    """`value` with Ref to parameters, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition worked
-    out; AWS::NoValue drops the key; references to resources stay as they are."""
-
-    def again(inner: Any) -> Any:
-        return resolve(inner, template, parameters)
-
-    if isinstance(value, dict) and len(value) == 1:
-        [(key, argument)] = value.items()
-        if key == "Ref" and argument == "AWS::NoValue":
-            return _NO_VALUE
-        if key == "Ref" and argument in parameters:
-            return parameters[argument]
-        if key == "Condition":  # a condition the template does not define counts as false
-            return bool(again(template.get("Conditions", {}).get(argument, False)))
-        if key == "Fn::Equals":
-            return _text(again(argument[0])) == _text(again(argument[1]))
-        if key == "Fn::Not":
-            return not again(argument[0])
-        if key == "Fn::And":
-            return all(again(inner) for inner in argument)
-        if key == "Fn::Or":
-            return any(again(inner) for inner in argument)
-        if key == "Fn::If":
-            condition, if_true, if_false = argument
-            return again(if_true if again({"Condition": condition}) else if_false)
-    if isinstance(value, dict):
-        return {k: r for k, v in value.items() if (r := again(v)) is not _NO_VALUE}
-    if isinstance(value, list):
-        return [r for v in value if (r := again(v)) is not _NO_VALUE]
-    return value
-
-
 def deployed_with_defaults(template: dict[str, Any], **overrides: Any) -> dict[str, dict[str, Any]]:
     """Each resource created with the default parameters (conditions applied): logical id -> resolved resource."""
     parameters = parameter_values(template, **overrides)
-    created = {}
-    for name, resource in template["Resources"].items():
-        if "Condition" in resource and not resolve({"Condition": resource["Condition"]}, template, parameters):
-            continue
-        created[name] = resolve(resource, template, parameters)
-    return created
+    return {
+        name: performance.resolve(resource, template, parameters, keep_references=True)
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or performance.holds(resource["Condition"], template, parameters)
+    }
 
 
 def idle_cost_problems(template: dict[str, Any]) -> list[str]:
@@ -198,7 +166,7 @@ def test_no_resource_costs_money_while_idle(path):
     assert not problems, f"{where(path)} would cost money while nobody uses it:\n" + "\n".join(problems)
 
 
-def starter_log_group_problems(template: dict[str, Any]) -> list[str]:
+def log_group_problems(template: dict[str, Any]) -> list[str]:
     groups = [g for _, g in templates.resources_of_type(template, "AWS::Logs::LogGroup") if g.get("RetentionInDays")]
     return [
         f"{name}: no AWS::Logs::LogGroup named !Sub /aws/lambda/${{{name}}} with RetentionInDays: 14, so Lambda "
@@ -208,11 +176,9 @@ def starter_log_group_problems(template: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
-def test_every_starter_function_logs_to_a_group_with_a_retention(lab):
-    # test_security checks the solutions; a learner deploys the starter too.
-    path = lab.folder("labs") / "template.yaml"
-    problems = starter_log_group_problems(transformed(path))
+@pytest.mark.parametrize("path", [path for path in STACKS if path != ROOT_TEMPLATE], ids=where)  # the root has no function
+def test_every_function_logs_to_a_group_with_a_retention(path):
+    problems = log_group_problems(transformed(path))
     assert not problems, f"{where(path)}:\n" + "\n".join(problems)
 
 
@@ -258,8 +224,8 @@ def budget_problems(template: dict[str, Any]) -> list[str]:
     if resource.get("Condition") != "BudgetHere":
         problems.append(f"{name}: Condition is {resource.get('Condition')!r}; expected BudgetHere")
     else:
-        here = resolve({"Condition": "BudgetHere"}, template, parameter_values(template))
-        elsewhere = resolve({"Condition": "BudgetHere"}, template, parameter_values(template, CreateBudget="false"))
+        here = performance.holds("BudgetHere", template, parameter_values(template))
+        elsewhere = performance.holds("BudgetHere", template, parameter_values(template, CreateBudget="false"))
         if not here or elsewhere:
             problems.append("condition BudgetHere must be !Equals [!Ref CreateBudget, \"true\"]")
     budget = resource.get("Properties", {}).get("Budget", {})
@@ -310,7 +276,7 @@ def root_problems(root: dict[str, Any]) -> list[str]:
 
 def test_the_root_creates_the_one_budget_and_passes_the_settings_to_every_lab():
     root = transformed(ROOT_TEMPLATE)
-    assert resolve({"Condition": "BudgetHere"}, root, parameter_values(root)), "the root's CreateBudget must default to \"true\""
+    assert performance.holds("BudgetHere", root, parameter_values(root)), "the root's CreateBudget must default to \"true\""
     problems = root_problems(root)
     assert not problems, "template.yaml: each nested lab gets AlertEmail, ReservedConcurrency and CreateBudget \"false\":\n" + "\n".join(problems)
 
@@ -848,7 +814,7 @@ def test_the_other_checks_fail_on_what_they_look_for(scratch):
         "0 AWS::Budgets::Budget resources; expected one, MonthlyBudget, with Condition BudgetHere"
     ]
     assert concurrency_problems({"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {}}}})
-    assert starter_log_group_problems({"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {}}}})
+    assert log_group_problems({"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {}}}})
     open_api = copy.deepcopy(transformed_template)
     for name, resource in open_api["Resources"].items():
         if resource["Type"] == "AWS::ApiGateway::RestApi":

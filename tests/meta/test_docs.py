@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import functools
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -69,6 +70,7 @@ def test_code_blocks_include_real_files_instead_of_pasting_code(page):
 # --- what the code blocks show is exercised by a test ----------------------------------------------
 
 TESTS_TEXT = "\n".join(p.read_text(encoding="utf-8") for p in paths.TESTS.rglob("*.py"))
+MANIFEST_TEXT = paths.MANIFEST.read_text(encoding="utf-8")
 # A console block written on a page holds commands only: what a command prints comes from a file
 # under docs/snippets/ that a test regenerates or compares. These are the programs the pages run.
 COMMANDS = {"make", "aws", "sam", "curl", "printf", "sleep", "git", "cd", "sudo", "source", "python3", "diff",
@@ -83,14 +85,15 @@ def _included(page: Path) -> Iterator[tuple[str, str]]:
                 yield block["lang"], match["path"].split(":")[0]
 
 
-def _snippets_checked() -> set[str]:
+@functools.cache
+def _snippets_checked() -> frozenset[str]:
     """The files of docs/snippets/ that a test regenerates, compares or runs, as those tests declare them."""
     import test_cli  # tests/meta is on sys.path (pytest's default prepend import mode)
     import test_invoke
     import test_local_docs
 
     generated = {paths.relative(path) for path in docs_snippets.render(manifest.labs())}
-    return set(test_cli.SHOWN) | set(test_invoke.SHOWN) | test_local_docs.CHECKED | generated
+    return frozenset(set(test_cli.SHOWN) | set(test_invoke.SHOWN) | test_local_docs.CHECKED | generated)
 
 
 def _exercised(path: str) -> bool:
@@ -103,7 +106,7 @@ def _exercised(path: str) -> bool:
                 if inner == "template.yaml" or inner in {f"{function}/app.py" for function in lab.functions}:
                     return True
                 name = Path(inner).stem if inner.startswith("events/") else inner
-                return name in TESTS_TEXT or inner in paths.MANIFEST.read_text(encoding="utf-8")
+                return name in TESTS_TEXT or inner in MANIFEST_TEXT
     if path.startswith("docs/snippets/"):
         return path in _snippets_checked()
     return path in TESTS_TEXT

@@ -4,8 +4,9 @@ Two rule sets first: cfn-lint's own rules (tests/meta/test_templates.py) and the
 cfn-lint (cfn-lint-serverless), whose few accepted findings are listed, with why, in
 workshop/templates.py (ACCEPTED_SERVERLESS_FINDINGS). Then what no rule set covers, checked here on the
 transformed templates: encryption at rest, buckets closed to the public and to plain HTTP, no wildcard
-in our own policies, a failure path for every asynchronous invocation and every consumed queue, a
-log group with a retention for every function, and no secret in an environment variable.
+in our own policies, a failure path for every asynchronous invocation and every consumed queue, and no secret in an
+environment variable. (A log group with a retention for every function, starters included:
+tests/meta/test_deployed_safety.py.)
 """
 
 from __future__ import annotations
@@ -147,17 +148,6 @@ def failure_path_problems(template: dict[str, Any]) -> list[str]:
 def test_every_asynchronous_path_keeps_what_fails(lab):
     problems = failure_path_problems(reference(lab))
     assert not problems, f"solutions/{lab.id}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
-def test_every_function_logs_to_a_group_with_a_retention(lab):
-    template = reference(lab)
-    groups = of_type(template, "AWS::Logs::LogGroup").values()
-    for name in of_type(template, "AWS::Lambda::Function"):
-        expected = {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
-        assert any(g.get("LogGroupName") == expected and g.get("RetentionInDays") for g in groups), (
-            f"solutions/{lab.id} {name}: no AWS::Logs::LogGroup named /aws/lambda/${{{name}}} with RetentionInDays"
-        )
 
 
 def secrets_in_environment(template: dict[str, Any]) -> list[str]:

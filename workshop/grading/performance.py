@@ -103,10 +103,18 @@ def parameter_values(cfn: dict, overrides: dict[str, str] | None = None) -> dict
 NO_VALUE = object()
 
 
-def resolve(value: Any, cfn: dict, parameters: dict[str, str]) -> Any:
-    """`value` with Ref to parameters, Fn::If, Fn::Equals, Fn::Not, Fn::And and Fn::Or worked out."""
+def resolve(value: Any, cfn: dict, parameters: dict[str, str], *, keep_references: bool = False) -> Any:
+    """`value` with Ref to parameters, Fn::If, Fn::Equals, Fn::Not, Fn::And and Fn::Or worked out.
+
+    A Ref to anything but a parameter raises Unresolved, unless `keep_references`: then it stays as it
+    is, so that whole resources resolve (their Refs to other resources are what the stack would create).
+    """
+
+    def again(inner: Any) -> Any:
+        return resolve(inner, cfn, parameters, keep_references=keep_references)
+
     if isinstance(value, list):
-        return [r for r in (resolve(v, cfn, parameters) for v in value) if r is not NO_VALUE]
+        return [r for r in (again(v) for v in value) if r is not NO_VALUE]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -116,15 +124,13 @@ def resolve(value: Any, cfn: dict, parameters: dict[str, str]) -> Any:
                 return NO_VALUE
             if inner in parameters:
                 return parameters[inner]
+            if keep_references:
+                return value
             raise Unresolved(f"Ref {inner}")
         if key == "Fn::If":
             condition, when_true, when_false = inner
-            return resolve(when_true if holds(condition, cfn, parameters) else when_false, cfn, parameters)
-    return {
-        key: resolved
-        for key, resolved in ((k, resolve(v, cfn, parameters)) for k, v in value.items())
-        if resolved is not NO_VALUE
-    }
+            return again(when_true if holds(condition, cfn, parameters) else when_false)
+    return {key: resolved for key, resolved in ((k, again(v)) for k, v in value.items()) if resolved is not NO_VALUE}
 
 
 def holds(condition: Any, cfn: dict, parameters: dict[str, str]) -> bool:
