@@ -9,8 +9,10 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from workshop import paths, sandbox
+from workshop.grading import integrity
 
 MINIMUM_PYTHON = (3, 11)
 
@@ -81,6 +83,14 @@ def offline_guard() -> Finding:
     )
 
 
+def graders(root: Path = paths.ROOT) -> Finding:
+    """The graders are the ones shipped: a changed one could pass anything (or fail everything)."""
+    found = integrity.changes(root)
+    if not found:
+        return Finding("Graders", True, f"{len(integrity.grader_files(root))} grader files match the workshop as shipped")
+    return Finding("Graders", False, "; ".join(change.describe() for change in found), integrity.how_to_restore(found))
+
+
 def sam_cli() -> Finding:
     found = shutil.which("sam")
     return Finding(
@@ -104,7 +114,7 @@ def aws_credentials() -> Finding:
     )
 
 
-CHECKS = (python_version, virtual_environment, installed_packages, offline_guard, sam_cli, aws_credentials)
+CHECKS = (python_version, virtual_environment, installed_packages, offline_guard, graders, sam_cli, aws_credentials)
 
 
 def run() -> list[Finding]:

@@ -15,7 +15,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -127,6 +126,8 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     # Given no feature-toggle configuration (there is none to give offline), samtranslator warns once
     # per API with an OpenApiVersion (labs 1 and 6 set one): noise on the learner's console.
     logging.getLogger("samtranslator.feature_toggle.feature_toggle").setLevel(logging.ERROR)
+    # Nor are its usage metrics, which it warns it never published (there is nowhere to publish them).
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     try:
         return sam_transform(package(template, folder), {}, _NoManagedPolicies())
     except InvalidDocumentException as error:
@@ -134,28 +135,36 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
         raise TemplateError(f"SAM cannot transform the template: {causes}") from None
 
 
-@cache
+_transformed: dict[str, dict[str, Any]] = {}
+
+
 def transformed(path: Path) -> dict[str, Any]:
     """load() then transform() for a template file.
 
-    Cached in memory and on disk (keyed by the template's text and location and the translator's
-    version): importing samtranslator alone takes about a second, which the learner's grading loop
-    should only pay when the template has changed.
+    Cached in memory and on disk, keyed by what the result depends on (the template's text, its
+    folder's name, which packaging uses for a CodeUri of ".", and the translator's version) and not by
+    where the file is: a copy of the labs in a new folder, or a template edited and saved back the
+    same, is not transformed again. Importing samtranslator alone takes about a second, which the
+    learner's grading loop should only pay when the template has changed.
     """
     path = path.resolve()
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    key = hashlib.sha256(f"{path}\0{text}\0{metadata.version('aws-sam-translator')}".encode()).hexdigest()
-    cached = paths.CACHE / "templates" / f"{key[:32]}.json"
+    key = hashlib.sha256(f"{path.parent.name}\0{text}\0{metadata.version('aws-sam-translator')}".encode()).hexdigest()[:32]
+    if key in _transformed:
+        return _transformed[key]
+    cached = paths.CACHE / "templates" / f"{key}.json"
     try:
-        return json.loads(cached.read_text(encoding="utf-8"))
+        result = json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass  # not cached yet, or a damaged entry: transform again
-    result = transform(load(path), path.parent)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(result), encoding="utf-8")
-    except OSError:
-        pass  # a read-only checkout still grades, only more slowly
+        result = None  # not cached yet, or a damaged entry: transform again
+    if result is None:
+        result = transform(load(path), path.parent)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(result), encoding="utf-8")
+        except OSError:
+            pass  # a read-only checkout still grades, only more slowly
+    _transformed[key] = result
     return result
 
 

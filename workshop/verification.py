@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from workshop import manifest, paths, starters
+from workshop.grading import integrity
 
 HINT_TIERS = 3
 
@@ -72,6 +73,7 @@ def main(refresh: bool = False) -> int:
     if refresh:
         for written in starters.refresh_archives(labs):
             print(f"packed {paths.relative(written)}")
+        print(f"recorded {paths.relative(integrity.record())} ({len(integrity.grader_files())} grader files)")
     drifted = [lab.id for lab in labs if starters.changed_files(lab)]
     if drifted:
         print(f"Note: labs/ differs from the shipped starters for {', '.join(drifted)}; verifying the shipped ones.")

@@ -2,7 +2,9 @@
 
 It replaces a failing grader test's report with the learner-facing message: the assertion's own text,
 or the error the learner's code raised and where. Anything else is a bug in the grader and keeps its
-full traceback, so that it gets reported rather than hidden. (PYTEST_DONT_REWRITE: no asserts here.)
+full traceback, so that it gets reported rather than hidden. It also times every check (budget.py),
+runs a check again once when the machine starved it, and fails a check after which the learner's code
+left a thread or a process running. (PYTEST_DONT_REWRITE: no asserts here.)
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import re
 from pathlib import Path
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 from workshop import paths
+from workshop.grading import leftovers
+from workshop.grading.budget import Budget, BudgetExceeded
 from workshop.grading.feedback import describe, learner_frames
 from workshop.lambda_runtime import FunctionError
+
+BUDGET = "workshop-budget"
 
 GRADER_FILE = re.compile(r"^test_(?P<lab>lab\d+_\w+)\.py$")
 TASK_TEST = re.compile(r"^test_task(?P<task>\d+)_")
@@ -35,9 +42,53 @@ def learner_message(excinfo: pytest.ExceptionInfo) -> str | None:
     error = excinfo.value
     if isinstance(error, (AssertionError, FunctionError, pytest.fail.Exception)):
         return str(error).strip()
+    if isinstance(error, SystemExit):
+        return (
+            f"Your code called sys.exit({error.code!r}) (raised SystemExit).\n{describe(error)}\n"
+            "A Lambda function returns a response or raises an error; exiting ends the execution "
+            "environment (Runtime.ExitError)."
+        )
     if learner_frames(error):
         return f"Your code raised {describe(error)}"
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(BUDGET):
+        config.pluginmanager.register(Budget(applies=lambda item: grader_lab(item.path) is not None), BUDGET)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a grader test as pytest would, again once if the machine starved it, then look for leftovers."""
+    budget = item.config.pluginmanager.get_plugin(BUDGET)
+    if budget is None or not grader_lab(item.path):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    before = leftovers.running()
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    if budget.starved(item):
+        budget.retried.add(item.nodeid)
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    left = leftovers.left_running(before)
+    if left:
+        reports = [_failed_by_leftovers(report, item, left) for report in reports]
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _failed_by_leftovers(report: pytest.TestReport, item: pytest.Item, left: str) -> pytest.TestReport:
+    if report.when != "call" or not report.passed:
+        return report
+    report.outcome = "failed"
+    report.longrepr = (
+        f"After {item.name}, your code left {left} running. In Lambda the execution environment is frozen "
+        "as soon as the handler returns, so that work may never finish (or finishes during another "
+        "request): finish it (join the thread, wait for the process) before returning."
+    )
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -49,15 +100,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     """
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception) or not grader_lab(item.path):
         return None
-    message = learner_message(call.excinfo)
+    budget = item.config.pluginmanager.get_plugin(BUDGET)
+    if budget is not None and call.excinfo.errisinstance(BudgetExceeded):
+        message = budget.message(item, call.excinfo.value, retried=item.nodeid in budget.retried)
+    else:
+        message = learner_message(call.excinfo)
     if message is None:
         return None
-    if message.startswith("Timeout"):
-        message = (
-            f"{item.name} stopped: your code did not finish in time ({message}). In Lambda this is a "
-            "timeout. Look for a loop that never ends, a retry without a limit, or a call that waits "
-            "on something that never answers (a real network call: the graders have no network)."
-        )
     return pytest.TestReport(
         nodeid=item.nodeid,
         location=item.location,

@@ -1,0 +1,285 @@
+"""The grading engine: a warm parent that forks one worker per lab, and decides every verdict itself.
+
+The parent imports what every grader needs once (pytest, boto3 and botocore, moto, Powertools, the
+graders' own modules) and transforms the templates before any timer starts. Then, for each lab, it
+forks a worker (worker.py) that runs the lab's grader and streams each test's start and result back.
+The learner's code only ever runs in a worker, so nothing it does to its process (a decimal context,
+a patched module, os._exit, a crash, a flood of output) reaches another lab or the verdicts.
+
+A worker that ends without saying "done" is a verdict: the test it was running fails with what
+happened, in the learner's words, and a fresh worker grades the tests it had not reached yet.
+Where fork is not available (Windows), each worker is a fresh Python process instead: slower, as isolated.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workshop import paths, templates
+from workshop.grading import budget, integrity, worker
+from workshop.manifest import Lab
+
+# How many times a lab's worker may be started again after the learner's code ended it, before the
+# tests it did not reach are failed with the last reason: every restart grades at least one test more.
+MAX_RESTARTS = 5
+POLL_SECONDS = 0.05
+# A test's own timers (budget.py) end it long before this; past it, the learner's code has defeated
+# them (a catch-all `except BaseException`, a C library that never returns) and the worker is killed.
+STUCK_SECONDS = budget.WALL_SECONDS + 15
+# Collecting a grader, before its first test starts.
+COLLECT_SECONDS = 120
+LEARNER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
+
+# What a signal that ended a worker means: what the learner's code did, and why that happens.
+SIGNAL_MEANINGS = {
+    signal.SIGSEGV: (
+        "crashed the process with a segmentation fault (SIGSEGV)",
+        "memory was read or written where it must not be, as ctypes or a broken C extension can do",
+    ),
+    signal.SIGABRT: ("made the process abort (SIGABRT)", "a C library found itself in a state it cannot go on from"),
+    signal.SIGKILL: ("got the process killed (SIGKILL)", "most often the machine ran out of memory"),
+    signal.SIGBUS: ("crashed the process with a bus error (SIGBUS)", "memory was accessed in a way it cannot be"),
+    signal.SIGFPE: ("crashed the process with a floating-point exception (SIGFPE)", "a C library divided by zero"),
+}
+if hasattr(signal, "SIGXFSZ"):
+    SIGNAL_MEANINGS[signal.SIGXFSZ] = (
+        f"wrote more than {worker.OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB (printed output, or a file)",
+        "the grader stopped it. Print or write less, and look for a loop that never ends",
+    )
+
+
+def start_method() -> str:
+    """fork where it is safe (Linux); a fresh interpreter per worker elsewhere, or when asked for."""
+    asked = os.environ.get("WORKSHOP_START_METHOD")
+    if asked:
+        return asked
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+@dataclass
+class TestOutcome:
+    nodeid: str
+    name: str
+    task: int | None
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class LabRun:
+    """What the workers of one lab reported, in the order the grader runs its tests."""
+
+    lab: Lab
+    expected: dict[str, int | None] = field(default_factory=dict)  # nodeid -> task number
+    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+    error: str = ""  # the grader itself could not run
+
+    def record(self, nodeid: str, name: str, passed: bool, message: str) -> None:
+        previous = self.outcomes.get(nodeid)
+        if previous is not None and not previous.passed:
+            return  # a later report of the same test (its teardown) never turns a failure into a pass
+        self.outcomes[nodeid] = TestOutcome(nodeid, name, self.expected.get(nodeid), passed, message)
+
+    def fail(self, nodeid: str, message: str) -> None:
+        self.outcomes[nodeid] = TestOutcome(nodeid, _name(nodeid), self.expected.get(nodeid), False, message)
+
+    def unreached(self) -> list[str]:
+        return [nodeid for nodeid in self.expected if nodeid not in self.outcomes]
+
+
+def _name(nodeid: str) -> str:
+    return nodeid.rpartition("::")[2]
+
+
+@dataclass
+class WorkerEnd:
+    """How a worker ended when it did not finish its job: what happened, during which test, and why."""
+
+    what: str  # what the learner's code did, to complete "Your code ..."
+    during: str | None  # the nodeid of the test it was running, None while it loaded the grader
+    why: str = ""  # what that means, and what to do
+    where: str = ""  # the learner's own lines, when a crash left a traceback
+
+
+class Engine:
+    """Grades labs against one target tree (labs or solutions), each in its own worker."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.method = start_method()
+        self.context = multiprocessing.get_context(self.method)
+        self._warmed: set[str] = set()
+
+    # --- the parent's preparation, before any timer starts ----------------------------------------
+
+    def warm(self, labs: list[Lab]) -> None:
+        """Import what every grader imports, and transform the labs' templates, once, in this process."""
+        from workshop import sandbox
+
+        sandbox.enter()
+        for lab in labs:
+            template = lab.folder(self.target) / "template.yaml"
+            try:
+                templates.transformed(template)
+            except (templates.TemplateError, OSError):
+                pass  # the grader's template task reports it, in the learner's words
+            except Exception:  # noqa: BLE001 (samtranslator raises many types; the grader reports it too)
+                pass
+            if self.method == "fork" and lab.id not in self._warmed and lab.grader.is_file():
+                self._import_grader(lab.grader)
+                self._warmed.add(lab.id)
+
+    @staticmethod
+    def _import_grader(grader: Path) -> None:
+        """Import tests/conftest.py and the grader as pytest will, so the workers inherit them loaded."""
+        from _pytest.pathlib import import_path
+
+        for module in (grader.parent / "conftest.py", grader):
+            try:
+                import_path(module, mode="prepend", root=paths.ROOT, consider_namespace_packages=False)
+            except Exception:  # noqa: BLE001 (a broken grader is reported by the worker, which imports it again)
+                return
+
+    # --- grading ----------------------------------------------------------------------------------
+
+    def grade(self, lab: Lab) -> LabRun:
+        run = LabRun(lab)
+        problem = integrity.problem_for(lab)
+        if problem:
+            run.error = problem
+            return run
+        if not lab.grader.is_file():
+            run.error = f"the grader {paths.relative(lab.grader)} does not exist"
+            return run
+        self.warm([lab])
+        nodeids: tuple[str, ...] = ()
+        for _ in range(1 + MAX_RESTARTS):
+            end = self._run_worker(lab, nodeids, run)
+            if end is None or run.error:
+                break
+            message = _explain(end)
+            if end.during is None and not run.expected:
+                run.error = message
+                break
+            run.fail(end.during or run.unreached()[0], message)
+            nodeids = tuple(run.unreached())
+            if not nodeids:
+                break
+        else:
+            for nodeid in run.unreached():
+                run.fail(nodeid, f"Not checked: your code ended the grading process {1 + MAX_RESTARTS} times in this lab. Fix that first (see the failures above).")
+        return run
+
+    def _run_worker(self, lab: Lab, nodeids: tuple[str, ...], run: LabRun) -> WorkerEnd | None:
+        """Run one worker to its end; None when it finished its job, else how it ended."""
+        handle, output = tempfile.mkstemp(prefix=f"workshop-{lab.id}-", suffix=".log")
+        os.close(handle)
+        receiver, sender = self.context.Pipe(duplex=False)
+        job = worker.Job(lab.id, str(lab.grader), self.target, output, nodeids)
+        process = self.context.Process(target=worker.run, args=(job, sender), daemon=True)
+        try:
+            process.start()
+            sender.close()
+            return self._follow(process, receiver, run, output)
+        finally:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+            receiver.close()
+            Path(output).unlink(missing_ok=True)
+
+    def _follow(self, process, receiver, run: LabRun, output: str) -> WorkerEnd | None:
+        current: str | None = None
+        heard = time.monotonic()
+        while True:
+            if receiver.poll(POLL_SECONDS):
+                try:
+                    message = receiver.recv()
+                except (EOFError, OSError):
+                    break  # the worker has ended: every message it sent has been read
+                heard = time.monotonic()
+                kind = message[0]
+                if kind == "collected":
+                    run.expected.update((nodeid, task) for nodeid, task in message[1] if nodeid not in run.expected)
+                elif kind == "collect_error":
+                    run.error = message[1]
+                elif kind == "start":
+                    current = message[1]
+                elif kind == "result":
+                    _, nodeid, name, passed, text = message
+                    run.record(nodeid, name, passed, text)
+                    current = None if nodeid == current else current
+                elif kind == "done":
+                    return None
+                continue
+            if _size(output) > worker.OUTPUT_LIMIT_BYTES:
+                process.kill()
+                return WorkerEnd(
+                    f"printed more than {worker.OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB of output",
+                    current,
+                    "the grader stopped it. Print less, and look for a loop that never ends",
+                )
+            limit = STUCK_SECONDS if current or run.expected else COLLECT_SECONDS
+            if time.monotonic() - heard > limit:
+                process.kill()
+                return WorkerEnd(
+                    f"did not let the check end (it was still running {limit:.0f} s later, past its time limit)",
+                    current,
+                    "the grader stopped it. Look for `except BaseException:` or a bare `except:` around a loop: "
+                    "it catches the grader's timeout too",
+                )
+        process.join(5)
+        return _ended(process.exitcode, output, current)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _ended(code: int | None, output: str, during: str | None) -> WorkerEnd:
+    """How a worker that never said "done" ended, from its exit code."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        what, why = SIGNAL_MEANINGS.get(-code, (f"stopped the process with the signal {name}", ""))
+        return WorkerEnd(what, during, why, _learner_frames(output))
+    exit_call = f"os._exit({code})" if code is not None else "os._exit()"
+    return WorkerEnd(
+        f"ended the process with {exit_call}",
+        during,
+        "in Lambda, a function that exits instead of returning fails with Runtime.ExitError. Return a "
+        "response, or raise an error",
+    )
+
+
+def _learner_frames(output: str) -> str:
+    """The learner's own lines in a crash's traceback (faulthandler writes it to the worker's output)."""
+    try:
+        with open(output, "rb") as file:
+            file.seek(max(0, _size(output) - 16_384))
+            tail = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = []
+    for match in LEARNER_FRAME.finditer(tail):
+        path = Path(match["file"])
+        if any(path.resolve().is_relative_to(tree) for tree in (paths.LABS, paths.SOLUTIONS)):
+            lines.append(f"  {paths.relative(path)}, line {match['line']}, in {match['function']}()")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _explain(end: WorkerEnd) -> str:
+    """'Your code <did what> while <test> ran: <why>.', then the learner's lines."""
+    during = f"while {_name(end.during)} ran" if end.during else "while the grader was loading"
+    sentence = f"Your code {end.what} {during}" + (f": {end.why}." if end.why else ".")
+    return sentence + (f"\n{end.where}" if end.where else "")
