@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from workshop import paths, sandbox
+from workshop import paths, sandbox, templates
+from workshop.grading.performance import parameter_values, resolve
+from workshop.grading import warmup
 from workshop.grading.plugin import grader_lab
 from workshop.lambda_runtime import Handler, LambdaContext, load_event as read_event, load_handler as import_handler
 from workshop.lambda_runtime import runtime_environment
+from workshop.memory import FunctionMemory
 
 # Before anything can create an AWS client: fake credentials and region, no real endpoint, no network.
 sandbox.enter()
@@ -54,10 +57,7 @@ def lab_dir(request: pytest.FixtureRequest, target: str) -> Path:
 @pytest.fixture(scope="session")
 def boto3_session():
     """One boto3 session for the whole run: each new one re-reads botocore's service models (~40 ms)."""
-    import boto3
-    import moto  # noqa: F401  (moto must be imported first, so the session's clients can be mocked)
-
-    return boto3.session.Session()
+    return warmup.shared_session()
 
 
 @pytest.fixture
@@ -87,17 +87,41 @@ def load_handler(aws: None, lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> C
     """load_handler("items_api", TABLE_NAME=...) -> the function's handler, imported as a cold start.
 
     Like Lambda: the environment is set first, moto is already running, then `app.py` is imported
-    afresh under a unique name, so its module-level code (where clients are created) runs again.
+    afresh under a unique name, so its module-level code (where clients are created) runs again. The
+    import and every call are held to the function's MemorySize in the lab's template: over it, they
+    raise OutOfMemory (Runtime.OutOfMemory), as Lambda stops the function.
     """
 
     def load(function: str, **environment: str) -> Handler:
-        for name, value in {**runtime_environment(function), **environment}.items():
+        memory_size = _memory_size(lab_dir, function)
+        for name, value in {**runtime_environment(function, memory_size or 128), **environment}.items():
             monkeypatch.setenv(name, value)
-        handler = import_handler(lab_dir / function)
+        if memory_size is None:
+            handler = import_handler(lab_dir / function)
+        else:
+            template = paths.relative(lab_dir / "template.yaml")
+            handler = FunctionMemory(function, memory_size, template).cold_start(lambda: import_handler(lab_dir / function))
         _log_to_current_stdout(monkeypatch)
         return handler
 
     return load
+
+
+def _memory_size(lab_dir: Path, function: str) -> int | None:
+    """The MemorySize the lab's template deploys the function with (the one whose CodeUri is its folder),
+    Lambda's 128 when it sets none; None when the template cannot say, which its own tasks report."""
+    try:
+        cfn = templates.transformed(lab_dir / "template.yaml")
+    except templates.TemplateError:
+        return None
+    for _, properties in templates.resources_of_type(cfn, "AWS::Lambda::Function"):
+        if (properties.get("Code") or {}).get("S3Key") == f"{function}.zip":  # SAM's packaged CodeUri
+            try:
+                value = resolve(properties.get("MemorySize", 128), cfn, parameter_values(cfn))
+            except (ValueError, TypeError):  # a Ref it cannot resolve offline (Unresolved), a malformed Fn::If
+                return None
+            return templates.as_int(value, None)
+    return None
 
 
 def _log_to_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:

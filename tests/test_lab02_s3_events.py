@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDE
 
 from workshop import templates
 from workshop.grading.feedback import learner_code
+from workshop.grading.warmup import import_moto_ssm
 from workshop.grading.s3_events import (
     ApiCalls,
     StoredResult,
@@ -31,7 +32,6 @@ from workshop.grading.s3_events import (
     dependency_cycle,
     event_sent_by_s3,
     filter_rules,
-    import_moto_ssm,
     new_bucket,
     objects_in,
     put_objects,
@@ -131,9 +131,9 @@ class Setup:
 
 
 @pytest.fixture
-def setup(aws, boto3_session, monkeypatch) -> Setup:
+def setup(aws, monkeypatch) -> Setup:
     """An uploads bucket, an output bucket, a prefix and a SecureString signing key, all random."""
-    import_moto_ssm(boto3_session)
+    import_moto_ssm()
     for name in ("SIGNING_KEY", *SETTINGS):
         monkeypatch.delenv(name, raising=False)
     suffix = uuid.uuid4().hex[:6]

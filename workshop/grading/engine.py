@@ -7,13 +7,15 @@ The learner's code only ever runs in a worker, so nothing it does to its process
 a patched module, os._exit, a crash, a flood of output) reaches another lab or the verdicts.
 
 A worker that ends without saying "done" is a verdict: the test it was running fails with what
-happened, in the learner's words, and a fresh worker grades the tests it had not reached yet.
+happened, in the learner's words, and a fresh worker grades the tests it had not reached yet (so
+every test gets a verdict of its own, as when the learner's code raises).
 Where fork is not available (Windows), each worker is a fresh Python process instead: slower, as isolated.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing import connection
 import os
 import re
 import signal
@@ -24,16 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workshop import paths, templates
-from workshop.grading import budget, integrity, worker
+from workshop.grading import budget, integrity, warmup, worker
 from workshop.manifest import Lab
 
-# How many times a lab's worker may be started again after the learner's code ended it, before the
-# tests it did not reach are failed with the last reason: every restart grades at least one test more.
-MAX_RESTARTS = 5
 POLL_SECONDS = 0.05
 # A test's own timers (budget.py) end it long before this; past it, the learner's code has defeated
 # them (a catch-all `except BaseException`, a C library that never returns) and the worker is killed.
-STUCK_SECONDS = budget.WALL_SECONDS + 15
+STUCK_SECONDS = 2 * budget.WALL_SECONDS + 5
 # Collecting a grader, before its first test starts.
 COLLECT_SECONDS = 120
 LEARNER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
@@ -71,6 +70,7 @@ class TestOutcome:
     task: int | None
     passed: bool
     message: str = ""
+    skipped: bool = False
 
 
 @dataclass
@@ -81,12 +81,21 @@ class LabRun:
     expected: dict[str, int | None] = field(default_factory=dict)  # nodeid -> task number
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     error: str = ""  # the grader itself could not run
+    workers: int = 0  # how many workers were started for it (more than one after a crash)
 
-    def record(self, nodeid: str, name: str, passed: bool, message: str) -> None:
+    def record(self, nodeid: str, name: str, outcome: str, message: str) -> None:
         previous = self.outcomes.get(nodeid)
         if previous is not None and not previous.passed:
             return  # a later report of the same test (its teardown) never turns a failure into a pass
-        self.outcomes[nodeid] = TestOutcome(nodeid, name, self.expected.get(nodeid), passed, message)
+        task = self.expected.get(nodeid)
+        self.outcomes[nodeid] = TestOutcome(nodeid, name, task, outcome == "passed", message, outcome == "skipped")
+
+    def outcome_of(self, nodeid: str) -> TestOutcome:
+        """A test's outcome; a test no worker reported failed with the reason (the grader could not run)."""
+        found = self.outcomes.get(nodeid)
+        if found is not None:
+            return found
+        return TestOutcome(nodeid, _name(nodeid), self.expected.get(nodeid), False, self.error or "not run")
 
     def fail(self, nodeid: str, message: str) -> None:
         self.outcomes[nodeid] = TestOutcome(nodeid, _name(nodeid), self.expected.get(nodeid), False, message)
@@ -135,6 +144,7 @@ class Engine:
                 pass
             if self.method == "fork" and lab.id not in self._warmed and lab.grader.is_file():
                 self._import_grader(lab.grader)
+                warmup.load_ahead(lab.id)
                 self._warmed.add(lab.id)
 
     @staticmethod
@@ -150,94 +160,148 @@ class Engine:
 
     # --- grading ----------------------------------------------------------------------------------
 
-    def grade(self, lab: Lab) -> LabRun:
-        run = LabRun(lab)
-        problem = integrity.problem_for(lab)
-        if problem:
-            run.error = problem
-            return run
-        if not lab.grader.is_file():
-            run.error = f"the grader {paths.relative(lab.grader)} does not exist"
-            return run
-        self.warm([lab])
-        nodeids: tuple[str, ...] = ()
-        for _ in range(1 + MAX_RESTARTS):
-            end = self._run_worker(lab, nodeids, run)
-            if end is None or run.error:
-                break
-            message = _explain(end)
-            if end.during is None and not run.expected:
-                run.error = message
-                break
-            run.fail(end.during or run.unreached()[0], message)
-            nodeids = tuple(run.unreached())
-            if not nodeids:
-                break
-        else:
-            for nodeid in run.unreached():
-                run.fail(nodeid, f"Not checked: your code ended the grading process {1 + MAX_RESTARTS} times in this lab. Fix that first (see the failures above).")
-        return run
+    def grade(self, labs: list[Lab], only: dict[str, tuple[str, ...]] | None = None) -> list[LabRun]:
+        """Grade `labs`, up to `parallel()` of them at a time, each in workers of its own; in order.
 
-    def _run_worker(self, lab: Lab, nodeids: tuple[str, ...], run: LabRun) -> WorkerEnd | None:
-        """Run one worker to its end; None when it finished its job, else how it ended."""
-        handle, output = tempfile.mkstemp(prefix=f"workshop-{lab.id}-", suffix=".log")
+        `only` picks some tests of a lab by node id (plain pytest's selection); default: all of them.
+        """
+        only = only or {}
+        runs = [LabRun(lab) for lab in labs]
+        waiting = [run for run in runs if not self._cannot_grade(run)]
+        active: list[Worker] = []
+        while waiting or active:
+            while waiting and len(active) < parallel():
+                run = waiting.pop(0)
+                self.warm([run.lab])
+                active.append(self._start(run, only.get(run.lab.id, ())))
+            ready = set(connection.wait([w.receiver for w in active], timeout=POLL_SECONDS))
+            for current in list(active):
+                end = current.follow(current.receiver in ready)
+                if end is _RUNNING:
+                    continue
+                active.remove(current)
+                current.close()
+                nodeids = self._after(current.run, end)
+                if nodeids:
+                    active.append(self._start(current.run, nodeids))
+        return runs
+
+    def _cannot_grade(self, run: LabRun) -> bool:
+        problem = integrity.problem_for(run.lab)
+        if not problem and not run.lab.grader.is_file():
+            problem = f"the grader {paths.relative(run.lab.grader)} does not exist"
+        run.error = problem or ""
+        return bool(problem)
+
+    def _start(self, run: LabRun, nodeids: tuple[str, ...]) -> Worker:
+        handle, output = tempfile.mkstemp(prefix=f"workshop-{run.lab.id}-", suffix=".log")
         os.close(handle)
         receiver, sender = self.context.Pipe(duplex=False)
-        job = worker.Job(lab.id, str(lab.grader), self.target, output, nodeids)
+        job = worker.Job(run.lab.id, str(run.lab.grader), self.target, output, nodeids)
         process = self.context.Process(target=worker.run, args=(job, sender), daemon=True)
-        try:
-            process.start()
-            sender.close()
-            return self._follow(process, receiver, run, output)
-        finally:
-            if process.is_alive():
-                process.kill()
-            process.join(5)
-            receiver.close()
-            Path(output).unlink(missing_ok=True)
+        process.start()
+        sender.close()
+        run.workers += 1
+        return Worker(process, receiver, run, output)
 
-    def _follow(self, process, receiver, run: LabRun, output: str) -> WorkerEnd | None:
-        current: str | None = None
-        heard = time.monotonic()
-        while True:
-            if receiver.poll(POLL_SECONDS):
-                try:
-                    message = receiver.recv()
-                except (EOFError, OSError):
-                    break  # the worker has ended: every message it sent has been read
-                heard = time.monotonic()
-                kind = message[0]
-                if kind == "collected":
-                    run.expected.update((nodeid, task) for nodeid, task in message[1] if nodeid not in run.expected)
-                elif kind == "collect_error":
-                    run.error = message[1]
-                elif kind == "start":
-                    current = message[1]
-                elif kind == "result":
-                    _, nodeid, name, passed, text = message
-                    run.record(nodeid, name, passed, text)
-                    current = None if nodeid == current else current
-                elif kind == "done":
-                    return None
-                continue
-            if _size(output) > worker.OUTPUT_LIMIT_BYTES:
-                process.kill()
-                return WorkerEnd(
-                    f"printed more than {worker.OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB of output",
-                    current,
-                    "the grader stopped it. Print less, and look for a loop that never ends",
-                )
-            limit = STUCK_SECONDS if current or run.expected else COLLECT_SECONDS
-            if time.monotonic() - heard > limit:
-                process.kill()
-                return WorkerEnd(
-                    f"did not let the check end (it was still running {limit:.0f} s later, past its time limit)",
-                    current,
-                    "the grader stopped it. Look for `except BaseException:` or a bare `except:` around a loop: "
-                    "it catches the grader's timeout too",
-                )
-        process.join(5)
-        return _ended(process.exitcode, output, current)
+    @staticmethod
+    def _after(run: LabRun, end: WorkerEnd | None) -> tuple[str, ...]:
+        """After a worker: record how it ended; the tests a new worker should grade (none: the lab is done)."""
+        if end is None or run.error:
+            return ()
+        message = _explain(end)
+        if end.during is None and not run.expected:
+            run.error = message
+            return ()
+        # Every worker that ends early fails one test more, so this ends: at the latest, one worker a test.
+        run.fail(end.during or run.unreached()[0], message)
+        return tuple(run.unreached())
+
+
+_RUNNING = WorkerEnd("", None)  # Worker.follow's answer while the worker goes on
+
+
+def nodeid(path: Path, name: str) -> str:
+    """A grader test's node id as the workers know it (relative to the checkout)."""
+    return f"{path.resolve().relative_to(paths.ROOT).as_posix()}::{name}"
+
+
+def lab_of_grader(path: Path) -> Lab:
+    """The lab a grader module (tests/test_<lab id>.py) grades."""
+    from workshop import manifest
+
+    return manifest.find(path.stem.removeprefix("test_"))
+
+
+def parallel() -> int:
+    """How many workers run at once: one per core, at most four (each holds a few hundred MB)."""
+    asked = os.environ.get("WORKSHOP_WORKERS", "")
+    return int(asked) if asked.isdigit() and int(asked) > 0 else max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class Worker:
+    """One worker process, followed by the parent: its messages, its output's size, its silence."""
+
+    process: multiprocessing.process.BaseProcess
+    receiver: connection.Connection
+    run: LabRun
+    output: str
+    current: str | None = None  # the test it is running
+    heard: float = field(default_factory=time.monotonic)
+
+    def follow(self, readable: bool) -> WorkerEnd | None:
+        """Read what the worker sent. _RUNNING while it goes on; None when it finished; else how it ended."""
+        if readable:
+            try:
+                while self.receiver.poll():
+                    if self._take(self.receiver.recv()):
+                        return None
+            except (EOFError, OSError):
+                self.process.join(5)  # it has ended, and everything it sent has been read
+                return _ended(self.process.exitcode, self.output, self.current)
+            self.heard = time.monotonic()
+        if _size(self.output) > worker.OUTPUT_LIMIT_BYTES:
+            self.process.kill()
+            return WorkerEnd(
+                f"printed more than {worker.OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB of output",
+                self.current,
+                "the grader stopped it. Print less, and look for a loop that never ends",
+            )
+        limit = STUCK_SECONDS if self.current or self.run.expected else COLLECT_SECONDS
+        if time.monotonic() - self.heard > limit:
+            self.process.kill()
+            return WorkerEnd(
+                f"did not let the check end (it was still running {limit:.0f} s later, past its time limit)",
+                self.current,
+                "the grader stopped it. Look for `except BaseException:` or a bare `except:` around a loop: "
+                "it catches the grader's timeout too",
+            )
+        return _RUNNING
+
+    def _take(self, message: tuple) -> bool:
+        """Record one message; True when it says the worker finished its job."""
+        run, kind = self.run, message[0]
+        if kind == "collected":
+            run.expected.update((nodeid, task) for nodeid, task in message[1] if nodeid not in run.expected)
+        elif kind == "collect_error":
+            run.error = message[1]
+        elif kind == "start":
+            self.current = message[1]
+        elif kind == "result":
+            _, nodeid, name, passed, text = message
+            run.record(nodeid, name, passed, text)
+            self.current = None if nodeid == self.current else self.current
+        elif kind == "loaded":
+            warmup.remember(run.lab.id, message[1])
+        return kind == "done"
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.receiver.close()
+        Path(self.output).unlink(missing_ok=True)
 
 
 def _size(path: str) -> int:

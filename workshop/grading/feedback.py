@@ -21,6 +21,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.exceptions import BaseBatchProcessingError
 
 from workshop import paths
+from workshop.lambda_runtime import FunctionError
 
 LEARNER_TREES = (paths.LABS, paths.SOLUTIONS)
 MAX_FRAMES = 3
@@ -143,8 +144,8 @@ def learner_code(action: str, advice: str = "") -> Iterator[None]:
     """Run the learner's code; if it raises, fail with what was being done, the error and where."""
     try:
         yield
-    except AssertionError:
-        raise
+    except (AssertionError, FunctionError):
+        raise  # already in the learner's words (a missing handler, a function out of memory)
     except Exception as error:
         message = f"{action} raised {describe(error)}"
         if advice:

@@ -9,6 +9,7 @@ left a thread or a process running. (PYTEST_DONT_REWRITE: no asserts here.)
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -53,9 +54,63 @@ def learner_message(excinfo: pytest.ExceptionInfo) -> str | None:
     return None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Set by the grading engine for its workers: they run the graders' tests themselves.
+    parser.addoption("--grading-worker", action="store_true", help=argparse.SUPPRESS)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin(BUDGET):
         config.pluginmanager.register(Budget(applies=lambda item: grader_lab(item.path) is not None), BUDGET)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Plain pytest grades as `workshop check` does: each lab's tests run in the grading engine's
+    workers (its own process, which the learner's code cannot end, hang or change unseen); the
+    project's other tests run here, as usual."""
+    config = session.config
+    graders = [item for item in session.items if grader_lab(item.path)]
+    if not graders or config.getoption("grading_worker") or config.option.collectonly:
+        return None
+    from workshop.grading import engine
+
+    by_lab: dict[str, list[pytest.Item]] = {}
+    for item in graders:
+        by_lab.setdefault(grader_lab(item.path), []).append(item)  # type: ignore[arg-type]
+    labs = [engine.lab_of_grader(item.path) for item in (items[0] for items in by_lab.values())]
+    only = {lab.id: tuple(engine.nodeid(item.path, item.name) for item in by_lab[lab.id]) for lab in labs}
+    runs = engine.Engine(config.getoption("target")).grade(labs, only)
+    for run in runs:
+        for item in by_lab[run.lab.id]:
+            _log(item, run.outcome_of(engine.nodeid(item.path, item.name)))
+    others = [item for item in session.items if not grader_lab(item.path)]
+    for index, item in enumerate(others):
+        following = others[index + 1] if index + 1 < len(others) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+        if session.shouldfail or session.shouldstop:
+            raise session.Failed(session.shouldfail) if session.shouldfail else session.Interrupted(session.shouldstop)
+    return True
+
+
+def _log(item: pytest.Item, outcome) -> None:
+    """Report, in this process, a grader test that ran in a worker (for the terminal and for -r)."""
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    if outcome.skipped:
+        longrepr: object = (str(item.path), item.location[1] or 0, outcome.message.removeprefix("skipped: "))
+    else:
+        longrepr = None if outcome.passed else outcome.message
+    report = pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords=dict.fromkeys(item.keywords, 1),
+        outcome="skipped" if outcome.skipped else ("passed" if outcome.passed else "failed"),
+        longrepr=longrepr,
+        when="call",
+        user_properties=item.user_properties,
+    )
+    item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -69,9 +69,7 @@ def engine(target: str) -> Engine:
 
 def grade(labs: list[Lab], target: str) -> list[LabResult]:
     """Grade `labs` against `target` (labs or solutions), in manifest order, each in its own worker."""
-    grading = engine(target)
-    grading.warm(labs)  # every lab's preparation first: `check --all` pays its imports once
-    return [_lab_result(grading.grade(lab)) for lab in labs]
+    return [_lab_result(run) for run in engine(target).grade(labs)]
 
 
 def _lab_result(run: LabRun) -> LabResult:

@@ -24,17 +24,6 @@ from workshop.grading.spies import innermost_learner_line
 # --- moto -------------------------------------------------------------------------------------
 
 
-def import_moto_ssm(session: boto3.session.Session) -> None:
-    """Import moto's Parameter Store, lending it `session`.
-
-    moto's SSM imports its EC2 models, whose class bodies create three boto3 sessions to list
-    regions: 0.35 s of a lab's grading time, spent once per run, that the grader's own session
-    (from tests/conftest.py) saves.
-    """
-    with mock.patch("boto3.Session", lambda *args, **kwargs: session):
-        import moto.ssm.models  # noqa: F401
-
-
 @cache
 def client(service: str):
     """One client per service for the grader's own calls: a new client costs ~10 ms. moto

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from workshop import paths
+from workshop.grading import warmup
 from workshop.grading.plugin import grader_lab, task_number
 
 # The most a check may write, to its output or to files, before the worker is stopped: far more than a
@@ -58,7 +59,7 @@ class Reporter:
         if report.when != "call" and report.passed:
             return  # set-up and teardown count only when they fail
         message = "skipped: " + str(report.longrepr[2]) if report.skipped else report.longreprtext
-        self.channel.send(("result", report.nodeid, report.location[2], report.passed, message.strip()))
+        self.channel.send(("result", report.nodeid, report.location[2], report.outcome, message.strip()))
 
 
 def _redirect_output(output: str) -> None:
@@ -78,15 +79,17 @@ def _redirect_output(output: str) -> None:
 
 def run(job: Job, channel: Connection) -> None:
     """The worker's whole life: grade, report, and end (never returns)."""
+    modules_before = set(sys.modules)
     try:
         _redirect_output(job.output)
         faulthandler.enable()  # a crash leaves its Python traceback in the output, for the engine to read
         arguments = list(job.nodeids) or [job.grader]
-        arguments += [f"--target={job.target}", "--rootdir", str(paths.ROOT), "-q", "-p", "no:cacheprovider"]
+        arguments += [f"--target={job.target}", "--rootdir", str(paths.ROOT), "-q", "-p", "no:cacheprovider", "--grading-worker"]
         # Speed: the graders need no assertion rewriting (their messages are written out), and the
         # unraisable-exception plugin's closing garbage collection costs 0.4 s.
         arguments += ["--assert=plain", "-p", "no:unraisableexception", "-p", "no:timeout"]
         pytest.main(arguments, plugins=[Reporter(channel)])
+        channel.send(("loaded", warmup.loaded_since(modules_before)))
         channel.send(("done",))
     finally:
         sys.stdout.flush()

@@ -252,7 +252,8 @@ class LocalLab:
             physical_name=physical_name,
             folder=self.folder / properties["Code"]["S3Key"].removesuffix(".zip"),
             handler=properties.get("Handler", "app.lambda_handler"),
-            memory_mb=templates.as_int(properties.get("MemorySize"), 128),
+            # moto's configuration holds the MemorySize the stack resolved (a Ref, an Fn::If).
+            memory_mb=templates.as_int(configuration.get("MemorySize", properties.get("MemorySize")), 128),
             timeout_seconds=float(templates.as_int(properties.get("Timeout"), 3)),
             environment=dict(configuration.get("Environment", {}).get("Variables", {})),
         )

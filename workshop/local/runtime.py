@@ -14,10 +14,12 @@ Lambda's REPORT line.
   output dropped; `workshop invoke` ends the process there instead, as Lambda stops the environment.
 - Logs: what the function prints or logs from its own threads is captured (`ThreadRoutedStream`);
   everything else in the process still reaches the console.
-- Max Memory Used: what the function holds (resident memory its init added) plus the peak its
-  invocation added on top, on Linux from /proc (VmHWM, reset just before); elsewhere the whole
-  process's peak. tracemalloc was tried and dropped: it slowed the Duration three- to fivefold.
-  Lambda's own figure also counts the interpreter and its runtime (some 30 to 40 MB).
+- Memory: Max Memory Used is what Lambda would count, as `workshop.memory` measures it: the Python
+  runtime's share, what the init left resident and the peak the invocation added on top (on a cold
+  start, the init's own peak if higher). Over the function's MemorySize, or when Python raises
+  MemoryError in it, the invocation fails as Lambda's does (Runtime.OutOfMemory, Max Memory Used at
+  the limit) and the environment is discarded. tracemalloc was tried and dropped: it slowed the
+  Duration three- to fivefold.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workshop import paths
 from workshop.lambda_runtime import FunctionError, LambdaContext, load_handler, runtime_environment
+from workshop.memory import FunctionMemory, PhaseMeter, guarded
 
 INIT_LIMIT_SECONDS = 10.0  # Lambda's limit on the init phase of on-demand functions
 TIMEOUT_TYPES = ("Sandbox.Timedout", "Runtime.InitTimeout")
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class Invocation:
     memory_mb: int = 128
     max_memory_used_mb: int = 0
     timestamp: str = ""  # when the invocation ended, as CloudWatch stamps the timeout line
+    note: str = ""  # the workshop's explanation of an error whose document says little (out of memory)
 
     @property
     def ok(self) -> bool:
@@ -105,18 +111,22 @@ class Invocation:
     def log_text(self) -> str:
         """The invocation's log, as Lambda writes it to CloudWatch: START, the function's lines, END, REPORT."""
         lines = [f"START RequestId: {self.request_id} Version: $LATEST", *self.log_lines]
-        if self.error is not None and self.error["errorType"] in TIMEOUT_TYPES:
+        error_type = self.error["errorType"] if self.error is not None else None
+        if error_type in TIMEOUT_TYPES:
             message = self.error["errorMessage"].removeprefix(f"{self.request_id} ")
             lines.append(f"{self.timestamp} {self.request_id} {message}")
-        elif self.error is not None:
-            lines.append(f"[ERROR] {self.error['errorType']}: {self.error['errorMessage']}")
+        elif error_type is not None and error_type != OUT_OF_MEMORY:
+            lines.append(f"[ERROR] {error_type}: {self.error['errorMessage']}")
         lines += [f"END RequestId: {self.request_id}", self.report]
+        if error_type == OUT_OF_MEMORY:  # the runtime was stopped: Lambda says so after its REPORT
+            lines += [self.error["errorMessage"], OUT_OF_MEMORY]
         return "\n".join(lines)
 
     def result_text(self) -> str:
         """The response as JSON, or the error document, under a heading that says which."""
         if self.error is not None:
-            return "Error (the function failed):\n" + json.dumps(self.error, indent=2)
+            text = "Error (the function failed):\n" + json.dumps(self.error, indent=2)
+            return f"{text}\n{self.note}" if self.note else text
         return "Response:\n" + json.dumps(self.response, indent=2, default=json_default)
 
 
@@ -184,41 +194,39 @@ def routed_output() -> Iterator[tuple[ThreadRoutedStream, ThreadRoutedStream]]:
         sys.stdout, sys.stderr = out.console, err.console
 
 
-# --- memory --------------------------------------------------------------------------------------
-
-
-def _status_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field_name}:"):
-            return int(line.split()[1])
-    raise OSError(f"no {field_name} in /proc/self/status")
-
-
-def _reset_peak() -> int | None:
-    """Reset the process's peak resident size (Linux); the resident size now, in KiB, or None elsewhere."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kib("VmRSS")
-    except OSError:
-        return None
-
-
-def _rise_kib(baseline_kib: int | None, field_name: str) -> int | None:
-    if baseline_kib is None:
-        return None
-    with contextlib.suppress(OSError):
-        return max(0, _status_kib(field_name) - baseline_kib)
-    return None
-
-
-def _process_peak_mb() -> int:
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return math.ceil(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))
-
-
 # --- running -------------------------------------------------------------------------------------
+
+
+class ProcessExit(BaseException):
+    """The function called os._exit: here that would end the whole local runtime, so it is refused
+    while the function runs and reported as Lambda reports an exit (Runtime.ExitError)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"os._exit({status})")
+        self.status = status
+
+
+@contextlib.contextmanager
+def exits_refused() -> Iterator[None]:
+    original = os._exit
+
+    def refuse(status: int) -> None:
+        raise ProcessExit(status)
+
+    os._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = original
+
+
+def exit_status(error: BaseException | None) -> int | None:
+    """The exit status of a function that exited (os._exit, sys.exit) instead of returning; else None."""
+    if isinstance(error, ProcessExit):
+        return error.status
+    if isinstance(error, SystemExit):
+        return error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    return None
 
 
 def start_in_thread(work) -> tuple[threading.Thread, threading.Event, dict[str, Any]]:
@@ -322,7 +330,7 @@ class ExecutionEnvironment:
         self.spec = spec
         self._stdout, self._stderr = stdout, stderr
         self._handler: Any = None
-        self._footprint_kib: int | None = None  # resident memory the function's init added
+        self._memory = FunctionMemory(spec.code, spec.memory_mb, paths.relative(spec.folder.parent / "template.yaml"))
         self.invocations = 0
 
     @property
@@ -330,14 +338,15 @@ class ExecutionEnvironment:
         return self._handler is not None
 
     def discard(self) -> None:
-        """Lambda starts a new environment for the next invocation (after a timeout, or a failed init)."""
+        """Lambda starts a new environment for the next invocation (after a timeout, running out of memory,
+        or a failed init)."""
         self._handler = None
-        self._footprint_kib = None
+        self._memory.held_kib = 0
 
     def _in_function_thread(self, work, limit: float, log: io.StringIO) -> tuple[bool, Any, BaseException | None]:
         """Run `work()` for at most `limit` seconds, its output into `log`: (finished, result, error)."""
         thread, go, outcome = start_in_thread(work)
-        with self._stdout.route(thread, log), self._stderr.route(thread, log):
+        with self._stdout.route(thread, log), self._stderr.route(thread, log), guarded(self.spec.memory_mb), exits_refused():
             go.set()
             thread.join(limit)
             if thread.is_alive():
@@ -349,40 +358,56 @@ class ExecutionEnvironment:
         invocation = Invocation(spec.logical_id, request_id or str(uuid.uuid4()), event, memory_mb=spec.memory_mb)
         log = io.StringIO()
         with environment_of(spec):
-            baseline_kib = _reset_peak()
-            init_done, init_error = True, None
+            init_done, init_error, used_mb = True, None, 0
             if not self.warm:
                 _reset_powertools_cold_start((self._stdout, self._stderr))
-                started = time.perf_counter()
+                started, meter = time.perf_counter(), PhaseMeter()
                 init_done, handler, init_error = self._in_function_thread(
                     lambda: load_handler(spec.folder, spec.handler), INIT_LIMIT_SECONDS, log
                 )
                 invocation.init_ms = (time.perf_counter() - started) * 1000
-                if init_done and init_error is None:
+                used_mb = self._memory.after_init(meter.result())
+                if init_done and init_error is None and used_mb <= spec.memory_mb:
                     self._handler = handler
-                    self._footprint_kib = _rise_kib(baseline_kib, "VmRSS")
             context = LambdaContext(
                 function_name=spec.physical_name,
                 memory_limit_in_mb=spec.memory_mb,
                 timeout_seconds=spec.timeout_seconds,
                 aws_request_id=invocation.request_id,
             )
-            started = time.perf_counter()
             if self.warm:
                 handler = self._handler
+                started, meter = time.perf_counter(), PhaseMeter()
                 done, response, error = self._in_function_thread(lambda: handler(event, context), spec.timeout_seconds, log)
                 invocation.duration_ms = (time.perf_counter() - started) * 1000
+                used_mb = max(used_mb, self._memory.after_invocation(meter.result()))
             else:
                 done, response, error = init_done, None, init_error
-            peak_kib = _rise_kib(baseline_kib, "VmHWM")  # cold: the init and the invocation together
-            if peak_kib is not None and not invocation.cold:
-                peak_kib += self._footprint_kib or 0
-        invocation.max_memory_used_mb = max(1, math.ceil(peak_kib / 1024)) if peak_kib is not None else _process_peak_mb()
+        invocation.max_memory_used_mb = used_mb
         invocation.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         invocation.log_lines = log.getvalue().splitlines()
         self.invocations += 1
 
-        if not init_done:
+        # Lambda stops a function the moment it goes over its memory: before it can fail any other way.
+        if used_mb > spec.memory_mb or isinstance(error, MemoryError):
+            ran_out = self._memory.out_of_memory(
+                used_mb if used_mb > spec.memory_mb else None, at_import=not self.warm
+            )
+            invocation.error = {
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited with error: signal: killed",
+                "errorType": OUT_OF_MEMORY,
+            }
+            invocation.note = str(ran_out).removeprefix(f"{OUT_OF_MEMORY}: ")
+            invocation.max_memory_used_mb = spec.memory_mb  # as Lambda shows it: the limit, reached
+            self.discard()
+        elif exit_status(init_error or error) is not None:
+            status = exit_status(init_error or error)
+            invocation.error = {
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited with error: exit status {status}",
+                "errorType": "Runtime.ExitError",
+            }
+            self.discard()
+        elif not init_done:
             invocation.error = {"errorMessage": f"Init phase timed out after {INIT_LIMIT_SECONDS:.2f} seconds", "errorType": "Runtime.InitTimeout"}
             invocation.duration_ms = invocation.init_ms or 0.0
             invocation.init_ms = None  # Lambda reports a timed-out init in Duration

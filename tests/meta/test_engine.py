@@ -1,0 +1,306 @@
+"""The grading engine, tried as a careless and as a hostile learner would: the real CLI, on temporary
+copies of the labs (and of the checkout, where graders are edited), checking the verdict and the words.
+
+Each case breaks lab 1's reference solution in one way; the other labs are references too, so that a
+lab that "cannot fail" shows when one lab changed another's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workshop import manifest, paths, starters
+from workshop.grading.budget import Usage
+
+from test_cli import APP1, LAB1, graded, messages, solve, workshop  # tests/meta is on sys.path
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def solved(tmp_path: Path) -> Path:
+    """A labs/ folder holding every lab's reference solution."""
+    folder = tmp_path / "labs"
+    for lab in manifest.labs():
+        solve(folder, lab)
+    return folder
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer holds {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def in_list_items(labs: Path, code: str) -> None:
+    """Put `code` at the top of lab 1's GET /items route."""
+    edit(labs / APP1, "def list_items():\n", f"def list_items():\n    {code}\n")
+
+
+def at_import(labs: Path, code: str) -> None:
+    """Put `code` right after lab 1's module docstring (starter and solution alike)."""
+    edit(labs / APP1, '"""\n', f'"""\nimport os\n{code}\n')
+
+
+def statuses(lab: dict) -> dict[int, str]:
+    return {task["task_id"]: task["status"] for task in lab["tasks"]}
+
+
+def failures(lab: dict) -> dict[str, str]:
+    return {test["name"]: test["message"] for task in lab["tasks"] for test in task["tests"] if test["status"] != "pass"}
+
+
+# --- the learner's code ends the process --------------------------------------------------------
+
+
+def test_os_exit_in_a_handler_fails_the_checks_that_called_it_and_says_so(solved):
+    in_list_items(solved, "os._exit(0)")
+    run = workshop(solved, "check", "1", "--json")
+    assert run.returncode == 1, "a silent exit must never pass"
+    lab = graded(solved, "1")[LAB1.id]
+    assert statuses(lab) == {1: "fail", 2: "pass", 3: "pass", 4: "fail", 5: "pass"}, statuses(lab)
+    found = failures(lab)
+    name = "test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"
+    assert found[name].startswith(f"Your code ended the process with os._exit(0) while {name} ran"), found[name]
+    assert "Runtime.ExitError" in found[name]
+
+
+def test_os_exit_at_import_fails_what_imports_the_function_and_not_the_template(solved):
+    at_import(solved, "os._exit(0)")
+    lab = graded(solved, "1")[LAB1.id]
+    assert statuses(lab)[5] == "pass", "the template task never imports app.py"
+    assert all(status == "fail" for task, status in statuses(lab).items() if task != 5)
+    reasons = list(failures(lab).values())
+    assert "os._exit(0) while test_task1_" in reasons[0]
+    assert all("os._exit(0)" in reason for reason in reasons), reasons
+
+
+def pytest_run(labs: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    """Plain pytest on lab 1's grader, grading `labs`."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_lab01_api_gateway.py", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=paths.ROOT,
+        env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1", **environment},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_plain_pytest_reports_an_exit_too(solved):
+    in_list_items(solved, "os._exit(0)")
+    run = pytest_run(solved)
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert "ended the process with os._exit(0) while test_task1_" in run.stdout
+    assert "13 passed" in run.stdout and "3 failed" in run.stdout, run.stdout[-600:]
+
+
+def test_invoke_reports_an_exit_as_lambda_does(solved):
+    in_list_items(solved, "os._exit(0)")
+    run = workshop(solved, "invoke", "1", "items_api", "--event", "api_list_items")
+    assert run.returncode == 1
+    assert '"errorType": "Runtime.ExitError"' in run.stdout and "exit status 0" in run.stdout
+
+
+def test_sys_exit_is_reported_as_an_exit(solved):
+    in_list_items(solved, "raise SystemExit(3)")
+    lab = graded(solved, "1")[LAB1.id]
+    reason = failures(lab)["test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"]
+    assert "sys.exit(3)" in reason and "Runtime.ExitError" in reason and "app.py, line" in reason, reason
+
+
+def test_a_segfault_fails_its_check_and_points_at_the_line(solved):
+    in_list_items(solved, "import ctypes; ctypes.string_at(0)")
+    lab = graded(solved, "1")[LAB1.id]
+    assert statuses(lab)[2] == "pass"
+    reason = failures(lab)["test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"]
+    assert "segmentation fault (SIGSEGV) while test_task1_" in reason, reason
+    assert "items_api/app.py, line" in reason and "in list_items()" in reason, reason
+
+
+# --- one lab cannot change another's verdict ------------------------------------------------------
+
+
+def test_a_global_setting_in_one_lab_changes_no_other_lab(solved):
+    at_import(solved, "import decimal\ndecimal.getcontext().prec = 2")
+    results = graded(solved, "--all")
+    others = {lab: result["status"] for lab, result in results.items() if lab != LAB1.id}
+    assert others == dict.fromkeys(others, "pass"), others
+
+
+def test_patching_the_grader_from_lab_code_changes_no_verdict(tmp_path):
+    labs = tmp_path / "labs"
+    for lab in manifest.labs():
+        starters.write_files(labs / lab.id, starters.files_in(paths.ROOT / "labs" / lab.id))
+    at_import(
+        labs,
+        "import workshop.grading.engine as _engine\n"
+        "_engine.LabRun.record = lambda self, nodeid, name, outcome, message: None\n"
+        "_engine.LabRun.unreached = lambda self: []",
+    )
+    results = graded(labs, "--all")
+    assert {lab: result["status"] for lab, result in results.items()} == dict.fromkeys(results, "fail")
+
+
+# --- work left running, floods, hangs -----------------------------------------------------------
+
+
+def test_a_thread_left_running_fails_the_check_and_never_hangs_the_grader(solved):
+    at_import(solved, "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='sender').start()")
+    started = time.monotonic()
+    lab = graded(solved, "1")[LAB1.id]
+    assert time.monotonic() - started < 120
+    reasons = list(failures(lab).values())
+    assert reasons and all("left a thread (sender) running" in reason for reason in reasons), reasons[:1]
+    assert statuses(lab)[5] == "pass"
+
+
+def test_a_flood_of_output_stops_the_check_that_printed_it(solved):
+    in_list_items(solved, "\n    while True:\n        os.write(1, b'x' * 65536)")
+    lab = graded(solved, "1")[LAB1.id]
+    reason = failures(lab)["test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"]
+    assert "wrote more than 64 MB" in reason and "while test_task1_" in reason, reason
+    assert statuses(lab)[3] == "pass"
+
+
+def test_a_loop_that_catches_the_timeout_is_still_stopped(solved):
+    in_list_items(solved, "\n    while True:\n        try:\n            while True:\n                pass\n        except BaseException:\n            pass")
+    # Plain pytest, to pick one check that loops and one that follows it.
+    run = pytest_run(solved, "-k", "task1_lists_the_items or task2_returns", WORKSHOP_CHECK_CPU_SECONDS="1", WORKSHOP_CHECK_WALL_SECONDS="1")
+    assert "1 failed, 1 passed" in run.stdout, run.stdout[-1000:]
+    assert "Your code did not let the check end" in run.stdout and "except BaseException:" in run.stdout
+
+
+def test_code_that_waits_is_told_apart_from_a_loop(solved):
+    in_list_items(solved, "import time; time.sleep(600)")
+    lab = graded(solved, "1", WORKSHOP_CHECK_WALL_SECONDS="2")[LAB1.id]
+    reason = failures(lab)["test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"]
+    assert "your code waited 2 s while using only" in reason and "a sleep" in reason, reason
+
+
+# --- a busy machine -----------------------------------------------------------------------------
+
+HOG = "import time\nend = time.monotonic() + 300\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def hogs(count: int, cpu: int | None = None) -> list[subprocess.Popen]:
+    """CPU-bound processes (each ends by itself within 5 minutes), pinned to `cpu` if given."""
+    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    return [subprocess.Popen([sys.executable, "-c", HOG], preexec_fn=pin) for _ in range(count)]
+
+
+def test_every_reference_solution_passes_on_a_machine_kept_busy():
+    busy = hogs(os.cpu_count() or 2)
+    try:
+        run = workshop(paths.SOLUTIONS, "check", "--all", "--json", "--target", "solutions")
+    finally:
+        for process in busy:
+            process.kill()
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or not Path("/proc/self/schedstat").exists(), reason="Linux only")
+def test_a_starved_check_is_run_again_and_never_blamed_on_the_learner(solved):
+    # Three busy processes share one CPU with the grader, which may take only 0.3 s of wall time a
+    # check: the first check waits for the CPU, far longer than it computes.
+    busy = hogs(3, cpu=0)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "workshop", "check", "1", "--json"],
+            cwd=paths.ROOT,
+            env={**os.environ, "WORKSHOP_LABS": str(solved), "WORKSHOP_CHECK_WALL_SECONDS": "0.3"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        )
+    finally:
+        for process in busy:
+            process.kill()
+
+
+    lab = json.loads(run.stdout)["labs"][0]
+    starved = [reason for reason in failures(lab).values() if "this machine was too busy" in reason]
+    assert starved, list(failures(lab).values())[:2]
+    assert all("could not finish twice" in reason and "That is not your code" in reason for reason in starved)
+
+
+def test_a_busy_machine_and_a_stuck_check_are_told_apart():
+    assert Usage(wall=10, cpu=0.2, starved=8).machine_was_busy
+    assert not Usage(wall=10, cpu=0.2, starved=0.5).machine_was_busy, "a sleep is the learner's"
+    assert not Usage(wall=10, cpu=0.2, starved=None).machine_was_busy, "unknown: never assume busy"
+
+
+# --- the fallback where fork is not available ------------------------------------------------------
+
+
+def test_a_fresh_process_per_lab_grades_the_same(solved):
+    in_list_items(solved, "os._exit(0)")
+    forked = graded(solved, "1")[LAB1.id]
+    spawned = graded(solved, "1", WORKSHOP_START_METHOD="spawn")[LAB1.id]
+    assert statuses(spawned) == statuses(forked) and failures(spawned) == failures(forked)
+
+
+# --- graders changed or deleted ------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of what grading reads from the checkout (the package, the graders, the labs)."""
+    copy = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for folder in ("workshop", "labs", "solutions"):
+        shutil.copytree(paths.ROOT / folder, copy / folder, ignore=ignore)
+    (copy / "tests").mkdir()
+    for grader in [paths.TESTS / "conftest.py", *paths.TESTS.glob("test_*.py")]:
+        shutil.copy2(grader, copy / "tests" / grader.name)
+    shutil.copy2(paths.ROOT / "pyproject.toml", copy / "pyproject.toml")
+    if paths.CACHE.is_dir():  # transforms already made (derived data, safe to share): a faster start
+        shutil.copytree(paths.CACHE, copy / ".workshop" / "cache")
+    return copy
+
+
+def run_in(checkout: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """The CLI of the copied checkout (`python -m workshop` imports the package of its working folder)."""
+    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_LABS"}
+    return subprocess.run(
+        [sys.executable, "-m", "workshop", *arguments],
+        cwd=checkout,
+        env={**environment, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_an_edited_grader_is_reported_and_never_passes(checkout):
+    grader = checkout / "tests" / "test_lab01_api_gateway.py"
+    grader.write_text("".join(f"def test_task{n}_passes():\n    pass\n\n" for n in range(1, 6)))
+    check = run_in(checkout, "check", "1")
+    assert check.returncode == 1, check.stdout
+    assert "tests/test_lab01_api_gateway.py was changed" in check.stdout
+    assert "git checkout -- tests/test_lab01_api_gateway.py" in check.stdout
+    status = run_in(checkout, "status")
+    assert " 1 API Gateway" in status.stdout and "error" in status.stdout.split(" 2 S3")[0], status.stdout
+    doctor = run_in(checkout, "doctor")
+    assert doctor.returncode == 1 and "tests/test_lab01_api_gateway.py" in doctor.stdout, doctor.stdout
+
+
+def test_a_deleted_conftest_is_reported_on_every_lab_and_by_the_doctor(checkout):
+    (checkout / "tests" / "conftest.py").unlink()
+    check = run_in(checkout, "check", "--all", "--json")
+    assert check.returncode == 1
+
+
+    labs = json.loads(check.stdout)["labs"]
+    assert all(lab["status"] == "error" and "tests/conftest.py is missing" in lab["message"] for lab in labs), labs[0]["message"]
+    doctor = run_in(checkout, "doctor")
+    assert doctor.returncode == 1 and "tests/conftest.py" in doctor.stdout and "Ready" not in doctor.stdout
