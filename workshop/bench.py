@@ -1,6 +1,12 @@
 """`workshop bench` (make bench): the figures the performance lessons quote, measured on this machine.
 
-- grading: wall time of `workshop check <lab>` in a fresh process, as a learner runs it;
+- the import floor: a fresh process that only imports boto3, moto, pytest and Powertools, which any
+  grading pays; the grading figures are also given as a multiple of it, measured in the same run;
+- grading: wall time of `workshop check <lab>` in a fresh process, as a learner runs it, on the reference
+  solution and on the untouched starter, and of `check --all`, also as a multiple of the slowest lab;
+- `workshop watch`: a save graded and shown with the engine warm: one process per lab grades it once,
+  as watch does when it starts, then times each save (the file rewritten, then what watch does on a
+  change: a snapshot of the folder, the grading, the report), on a copy of the reference solutions;
 - cold and warm starts of every reference function of labs 1-5 under moto, each serving an event of its
   own lab: a cold start is a fresh process importing the function and serving its first event; a warm
   start is one more event in that process. Lab 1's is also measured for a variant that creates its
@@ -22,9 +28,11 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +46,15 @@ from workshop import manifest, paths
 WARM_CALLS = 100
 BATCH_ORDERS = 200
 SNIPPET = paths.DOCS / "snippets" / "bench.md"
+# The libraries every grading imports: the least a fresh grading process can cost.
+FLOOR_IMPORTS = "import boto3, pytest, aws_lambda_powertools; from moto import mock_aws"
+FLOOR_ROW = "Import floor (boto3, moto, pytest, Powertools)"
+TARGET_NAMES = {"solutions": "the reference solution", "labs": "the untouched starter"}
+ALL_TARGET_NAMES = {"solutions": "reference solutions", "labs": "untouched starters"}
+
+
+class BenchError(RuntimeError):
+    """A figure could not be measured: a probe failed, or a grading did not grade (its time would be an error's)."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +250,7 @@ def probe(function: str, variant: str, warm_calls: int) -> dict:
                     setattr(module, attribute, create())
             response = module.lambda_handler(load_event(folder / "events", scenario.event), LambdaContext())
             if not scenario.succeeded(response):
-                raise RuntimeError(f"{function}: the bench event failed: {response!r:.500}")
+                raise BenchError(f"{function}: the bench event failed: {response!r:.500}")
 
         invoke()
         first = time.perf_counter()
@@ -261,7 +278,7 @@ def local_probe(function: str, warm_calls: int) -> dict:
             invocation = lab.invoke(function, json.loads(json.dumps(event)))
             invocation.log_text()
             if not invocation.ok:
-                raise RuntimeError(f"{function}: the bench event failed: {invocation.result_text()[:500]}")
+                raise BenchError(f"{function}: the bench event failed: {invocation.result_text()[:500]}")
             return time.perf_counter() - before
 
         cold = report()
@@ -293,6 +310,41 @@ def api_probe(requests: int) -> dict:
         stop.set()
         server.join()
     return {"cold_s": times[0], "warm_s": statistics.median(times[1:])}
+
+
+def watch_probe(lab_id: str, saves: int) -> dict:
+    """`workshop watch LAB` in this process, on the tree WORKSHOP_LABS names (a copy of the reference
+    solutions): the first grading (the engine warms up), then `saves` saves, each timed from the change
+    to the report watch prints (the time until watch's next poll notices the change is not included).
+    Each grading is watch.render's own steps, so that its results can be checked: it must pass."""
+    from workshop import watch
+    from workshop.grading import report, runner
+    from workshop.starters import IGNORED_PARTS
+
+    lab = manifest.find(lab_id)
+    folder = lab.folder("labs")
+    saved = next(path for path in sorted(folder.rglob("*.py")) if not IGNORED_PARTS & set(path.parts))
+
+    def graded() -> float:
+        """What watch does when a file changed: snapshot the folder, then watch.render (grade, report)."""
+        before = time.perf_counter()
+        watch.snapshot(folder)
+        results = runner.grade([lab], "labs")
+        report.render(list(manifest.labs()), results, "labs")
+        seconds = time.perf_counter() - before
+        result = results[0]
+        if not result.done:
+            failing = result.next_task.first_failure if result.next_task else None
+            failure = result.error or (failing.message if failing else "a task ran no test")
+            raise BenchError(f"watch graded {lab.id}'s reference solution as not done: {failure[:1500]}")
+        return seconds
+
+    first = graded()
+    times = []
+    for _ in range(saves):
+        saved.write_bytes(saved.read_bytes())  # a save: same code, a new modification time
+        times.append(graded())
+    return {"first_s": first, "saves_s": times, "saved": saved.relative_to(folder).as_posix()}
 
 
 def write_ratio(orders: int = 200) -> dict:
@@ -332,12 +384,64 @@ def _wall_time(command: list[str], cwd: Path = paths.ROOT) -> float:
     return time.perf_counter() - started
 
 
-def _probe_in_fresh_process(*arguments: str) -> dict:
+def _probe_in_fresh_process(*arguments: str, env: dict[str, str] | None = None) -> dict:
     command = [sys.executable, "-m", "workshop.bench", *arguments]
-    run = subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    run = subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True, check=False, env=env)
     if run.returncode != 0:
-        raise RuntimeError(f"the bench probe failed:\n{run.stderr[-2000:]}")
+        raise BenchError(f"the bench probe {' '.join(arguments)} failed:\n{run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def floor_times(runs: int) -> list[float]:
+    """Wall times of a fresh process that imports only the libraries every grading imports."""
+    command = [sys.executable, "-c", FLOOR_IMPORTS]
+    _wall_time(command)  # warm-up, as for the gradings: the files are in the page cache for every run
+    return [_wall_time(command) for _ in range(runs)]
+
+
+def check_times(arguments: list[str], target: str, runs: int) -> list[float]:
+    """Wall times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
+    run (it fills the template cache, as a learner's first run does) that must have graded: the
+    reference solutions all pass, the starters grade without an error. Timed runs must exit as it did."""
+    command = [sys.executable, "-m", "workshop", "check", *arguments, "--target", target]
+    name = f"`workshop check {' '.join(arguments)} --target {target}`"
+    warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    try:
+        graded = json.loads(warm_up.stdout)["labs"]
+    except (ValueError, KeyError):
+        raise BenchError(f"{name} failed:\n{warm_up.stderr[-2000:]}") from None
+    wrong = [lab for lab in graded if lab["status"] == "error" or (target == "solutions" and lab["status"] != "pass")]
+    if wrong:
+        problems = "\n".join(f"  lab {lab['number']}: {lab['status']}: {lab['message'] or 'some tests fail'}" for lab in wrong)
+        raise BenchError(f"{name} did not grade as it should, so its time would not be grading's:\n{problems}")
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run = subprocess.run(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - started)
+        if run.returncode != warm_up.returncode:
+            raise BenchError(f"{name} exited with {run.returncode}, its first run with {warm_up.returncode}")
+    return times
+
+
+def watch_rows(labs: list[manifest.Lab], runs: int) -> dict[str, tuple[str, str, str]]:
+    """Per lab, the row of a save graded by `workshop watch` with its engine warm (a process per lab, as
+    `workshop watch LAB` is), on a copy of the reference solutions that WORKSHOP_LABS points to."""
+    saves = 2 * runs + 1
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="workshop-bench-") as scratch:
+        copy = Path(scratch) / "labs"
+        shutil.copytree(paths.SOLUTIONS, copy, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".aws-sam"))
+        env = {**os.environ, "WORKSHOP_LABS": str(copy)}
+        for lab in labs:
+            probe = _probe_in_fresh_process("watch", lab.id, str(saves), env=env)
+            rows[lab.id] = (
+                f"watch: a save of lab {lab.number} graded and shown (warm engine)",
+                f"{summary(probe['saves_s'])} s",
+                f"{saves} saves of {probe['saved']} in one process, reference solution; "
+                f"watch's first grading {probe['first_s']:.2f} s",
+            )
+    return rows
 
 
 def summary(values: list[float], unit: float = 1.0, digits: int = 2) -> str:
@@ -385,21 +489,36 @@ def function_rows(number: int, scenario: Scenario, runs: int) -> list[tuple[str,
 
 def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
     """Rows of (figure, value, how it was measured)."""
-    rows = []
-    for lab in manifest.labs():
-        for target in ("solutions", "labs"):
-            command = [sys.executable, "-m", "workshop", "check", lab.id, "--target", target]
-            _wall_time(command)  # warm-up: fills the template cache, as a learner's first run does
-            times = [_wall_time(command) for _ in range(runs)]
-            which = "the reference solution" if target == "solutions" else "the untouched starter"
-            rows.append((f"Grading lab {lab.number} ({which})", f"{summary(times)} s", f"fresh process, {runs} runs"))
+    labs = list(manifest.labs())
+    floor = statistics.median(times := floor_times(runs))
+    rows = [(FLOOR_ROW, f"{summary(times)} s", f"fresh process, {runs} runs: `{FLOOR_IMPORTS}`")]
+    watched = watch_rows(labs, runs)
+    slowest: dict[str, tuple[float, int]] = {}  # target -> (median, lab number) of its slowest lab
+    for lab in labs:
+        for target, which in TARGET_NAMES.items():
+            median = statistics.median(times := check_times([lab.id], target, runs))
+            slowest[target] = max(slowest.get(target, (0.0, 0)), (median, lab.number))
+            rows.append((
+                f"Grading lab {lab.number} ({which})",
+                f"{summary(times)} s",
+                f"fresh process, {runs} runs; {median / floor:.1f}x the import floor",
+            ))
+        rows.append(watched[lab.id])
         for scenario in (s for s in SCENARIOS.values() if s.lab == lab.id):
             rows += function_rows(lab.number, scenario, runs)
-    for target in ("solutions", "labs"):
-        command = [sys.executable, "-m", "workshop", "check", "--all", "--target", target]
-        times = [_wall_time(command) for _ in range(runs)]
-        which = "reference solutions" if target == "solutions" else "untouched starters"
-        rows.append((f"Grading every lab, check --all ({which})", f"{summary(times)} s", f"fresh process, {runs} runs"))
+    for target, which in ALL_TARGET_NAMES.items():
+        median = statistics.median(times := check_times(["--all"], target, runs))
+        rows.append((
+            f"Grading every lab, check --all ({which})",
+            f"{summary(times)} s",
+            f"fresh process, {runs} runs; {median / floor:.1f}x the import floor",
+        ))
+        lab_median, number = slowest[target]
+        rows.append((
+            f"check --all ÷ slowest lab ({which})",
+            f"{median / lab_median:.1f}x",
+            f"medians: check --all over lab {number}'s {lab_median:.2f} s, the slowest single lab",
+        ))
     if any(lab.id == "lab03_sqs_processing" for lab in manifest.labs()):
         writes = [_probe_in_fresh_process("writes", str(BATCH_ORDERS)) for _ in range(runs)]
         ratios = [w["one_by_one_s"] / w["batched_s"] for w in writes]
@@ -468,7 +587,11 @@ def main(runs: int = 5, suite: bool = True, write: bool = False) -> int:
         print("workshop bench: --runs must be at least 1", file=sys.stderr)
         return 2
     print(f"Measuring on {machine()} ({runs} runs per figure)...", flush=True)
-    rows = measure(runs, suite)
+    try:
+        rows = measure(runs, suite)
+    except BenchError as error:
+        print(f"workshop bench: stopped, no figure printed or written: {error}", file=sys.stderr)
+        return 1
     width = max(len(figure) for figure, _, _ in rows)
     for figure, value, how in rows:
         print(f"  {figure:<{width}}  {value:>22}   {how}")
@@ -485,6 +608,8 @@ if __name__ == "__main__":
         print(json.dumps(local_probe(sys.argv[2], int(sys.argv[3]))))
     elif sys.argv[1] == "api":
         print(json.dumps(api_probe(int(sys.argv[2]))))
+    elif sys.argv[1] == "watch":
+        print(json.dumps(watch_probe(sys.argv[2], int(sys.argv[3]))))
     else:
         function, variant, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
         print(json.dumps(probe(function, variant, calls)))

@@ -135,7 +135,25 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
         raise TemplateError(f"SAM cannot transform the template: {causes}") from None
 
 
+_loaded: dict[tuple[Path, str], dict[str, Any]] = {}
 _transformed: dict[str, dict[str, Any]] = {}
+
+
+def loaded(path: Path) -> dict[str, Any]:
+    """load(), remembered by the template's text: a copy each time, so no caller changes another's.
+
+    The grading engine loads each template once, before it forks the lab's worker; YAML parsing in
+    pure Python takes tens of milliseconds a template, and a grader reads its template in every check.
+    """
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return load(path)  # load() says what is wrong with the path
+    if (path, text) not in _loaded:
+        _loaded[(path, text)] = load(path)
+    return copy.deepcopy(_loaded[(path, text)])
+
 
 
 def transformed(path: Path) -> dict[str, Any]:

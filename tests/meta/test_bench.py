@@ -17,8 +17,16 @@ def test_bench_measures_every_figure_in_one_quick_run():
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    grading = [bench.FLOOR_ROW]
     for lab in manifest.labs():
-        assert f"Grading lab {lab.number} (the reference solution)" in run.stdout
+        grading += [f"Grading lab {lab.number} ({which})" for which in bench.TARGET_NAMES.values()]
+        grading.append(f"watch: a save of lab {lab.number} graded and shown (warm engine)")
+    for which in bench.ALL_TARGET_NAMES.values():
+        grading += [f"Grading every lab, check --all ({which})", f"check --all ÷ slowest lab ({which})"]
+    missing = [row for row in grading if row not in run.stdout]
+    assert not missing, f"`workshop bench` printed no grading rows {missing}:\n{run.stdout[-3000:]}"
+    floor_ratios = run.stdout.count("x the import floor")
+    assert floor_ratios == 2 * len(manifest.labs()) + 2, f"{floor_ratios} grading rows give their ratio to the floor"
     for scenario in bench.SCENARIOS.values():
         number = manifest.find(scenario.lab).number
         variants = [f", {label}" for label in bench.VARIANTS.values()] if scenario.clients else [""]
@@ -27,7 +35,6 @@ def test_bench_measures_every_figure_in_one_quick_run():
                 row = f"Lab {number} {scenario.function} {figure}{variant}"
                 assert row in run.stdout, f"`workshop bench` printed no row {row!r}:\n{run.stdout[-3000:]}"
     assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
-    assert "Grading every lab, check --all (reference solutions)" in run.stdout
     local = [f"Local {function}: warm invocation, call to REPORT" for function in bench.SCENARIOS if function != "csv_summary"]
     local += ["`workshop upload` to lab 2, cold path", "Opening a LocalLab", "`workshop start-api` GET /items, warm"]
     missing = [row for row in local if row not in run.stdout]
@@ -47,3 +54,4 @@ def test_the_published_figures_say_where_and_when_they_were_measured():
     text = bench.SNIPPET.read_text(encoding="utf-8")
     assert "Measured with `make bench` on" in text and "cores" in text and "Python" in text
     assert "| Grading lab 1" in text
+    assert f"| {bench.FLOOR_ROW} |" in text and "| watch: a save of lab 1" in text and "| check --all ÷ slowest lab" in text

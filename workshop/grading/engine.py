@@ -9,13 +9,15 @@ a patched module, os._exit, a crash, a flood of output) reaches another lab or t
 A worker that ends without saying "done" is a verdict: the test it was running fails with what
 happened, in the learner's words, and a fresh worker grades the tests it had not reached yet (so
 every test gets a verdict of its own, as when the learner's code raises).
-Where fork is not available (Windows), each worker is a fresh Python process instead: slower, as isolated.
+Where forking is not safe (macOS, whose system libraries may not survive a fork) each worker is a
+fresh Python process instead: slower, as isolated. (Windows runs the workshop in WSL, which is Linux.)
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import multiprocessing
-from multiprocessing import connection
 import os
 import re
 import signal
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from multiprocessing import connection
 from pathlib import Path
 
 from workshop import paths, templates
@@ -30,6 +33,8 @@ from workshop.grading import budget, integrity, warmup, worker
 from workshop.manifest import Lab
 
 POLL_SECONDS = 0.05
+# A lab's tests are shared among workers when each gets at least this many (a worker costs a fork).
+TESTS_PER_WORKER = 4
 # A test's own timers (budget.py) end it long before this; past it, the learner's code has defeated
 # them (a catch-all `except BaseException`, a C library that never returns) and the worker is killed.
 STUCK_SECONDS = 2 * budget.WALL_SECONDS + 5
@@ -81,7 +86,7 @@ class LabRun:
     expected: dict[str, int | None] = field(default_factory=dict)  # nodeid -> task number
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     error: str = ""  # the grader itself could not run
-    workers: int = 0  # how many workers were started for it (more than one after a crash)
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each test took, from the parent's side
 
     def record(self, nodeid: str, name: str, outcome: str, message: str) -> None:
         previous = self.outcomes.get(nodeid)
@@ -137,10 +142,9 @@ class Engine:
         for lab in labs:
             template = lab.folder(self.target) / "template.yaml"
             try:
+                templates.loaded(template)
                 templates.transformed(template)
-            except (templates.TemplateError, OSError):
-                pass  # the grader's template task reports it, in the learner's words
-            except Exception:  # noqa: BLE001 (samtranslator raises many types; the grader reports it too)
+            except Exception:  # noqa: BLE001 (a broken template: the grader's template task reports it, in the learner's words)
                 pass
             if self.method == "fork" and lab.id not in self._warmed and lab.grader.is_file():
                 self._import_grader(lab.grader)
@@ -149,8 +153,13 @@ class Engine:
 
     @staticmethod
     def _import_grader(grader: Path) -> None:
-        """Import tests/conftest.py and the grader as pytest will, so the workers inherit them loaded."""
+        """Import pytest's own plugins, tests/conftest.py and the grader as pytest will, so the workers
+        inherit them loaded (pytest imports its plugins afresh for every run: 0.25 s)."""
+        from _pytest.config import default_plugins
         from _pytest.pathlib import import_path
+
+        for name in default_plugins:
+            importlib.import_module(f"_pytest.{name}")
 
         for module in (grader.parent / "conftest.py", grader):
             try:
@@ -161,19 +170,22 @@ class Engine:
     # --- grading ----------------------------------------------------------------------------------
 
     def grade(self, labs: list[Lab], only: dict[str, tuple[str, ...]] | None = None) -> list[LabRun]:
-        """Grade `labs`, up to `parallel()` of them at a time, each in workers of its own; in order.
+        """Grade `labs` in order, keeping `parallel()` workers busy: a lab's tests are shared among
+        several workers when it has enough of them, and the next lab starts as soon as a core is free.
 
         `only` picks some tests of a lab by node id (plain pytest's selection); default: all of them.
         """
         only = only or {}
         runs = [LabRun(lab) for lab in labs]
         waiting = [run for run in runs if not self._cannot_grade(run)]
+        jobs: list[tuple[LabRun, tuple[str, ...]]] = []
         active: list[Worker] = []
-        while waiting or active:
-            while waiting and len(active) < parallel():
-                run = waiting.pop(0)
-                self.warm([run.lab])
-                active.append(self._start(run, only.get(run.lab.id, ())))
+        while waiting or jobs or active:
+            while (jobs or waiting) and len(active) < parallel():
+                if not jobs:
+                    jobs = self._jobs(waiting.pop(0), only)
+                run, nodeids = jobs.pop(0)
+                active.append(self._start(run, nodeids))
             ready = set(connection.wait([w.receiver for w in active], timeout=POLL_SECONDS))
             for current in list(active):
                 end = current.follow(current.receiver in ready)
@@ -181,10 +193,28 @@ class Engine:
                     continue
                 active.remove(current)
                 current.close()
-                nodeids = self._after(current.run, end)
-                if nodeids:
-                    active.append(self._start(current.run, nodeids))
+                warmup.remember_seconds(current.run.lab.id, _grader_digest(current.run.lab), current.run.seconds)
+                left = self._after(current, end)
+                if left:
+                    jobs.insert(0, (current.run, left))
         return runs
+
+    def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]]) -> list[tuple[LabRun, tuple[str, ...]]]:
+        """A lab's tests, dealt out to as many workers as it has tests for (round robin, to spread
+        the slow ones); one worker for the whole grader when its tests cannot be listed here."""
+        self.warm([run.lab])
+        tests = self._tests(run.lab)
+        chosen = [nodeid for nodeid in only.get(run.lab.id, ()) if nodeid in tests] or list(tests)
+        if not chosen:
+            return [(run, only.get(run.lab.id, ()))]
+        run.expected.update((nodeid, tests[nodeid]) for nodeid in chosen)  # the report's order, whoever finishes first
+        shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
+        return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, _grader_digest(run.lab)))]
+
+    def _tests(self, lab: Lab) -> dict[str, int | None]:
+        """The grader's tests (node id -> task number), as its last whole run collected them; none
+        when it never ran whole, or has changed since (then one worker runs it whole, and tells)."""
+        return warmup.tests_of(lab.id, _grader_digest(lab))
 
     def _cannot_grade(self, run: LabRun) -> bool:
         problem = integrity.problem_for(run.lab)
@@ -199,26 +229,50 @@ class Engine:
         receiver, sender = self.context.Pipe(duplex=False)
         job = worker.Job(run.lab.id, str(run.lab.grader), self.target, output, nodeids)
         process = self.context.Process(target=worker.run, args=(job, sender), daemon=True)
+        if self.method == "fork":
+            # What the parent holds now is never collected in a worker: its pages stay shared with the
+            # parent instead of being copied when the worker's garbage collector walks them.
+            gc.freeze()
         process.start()
         sender.close()
-        run.workers += 1
-        return Worker(process, receiver, run, output)
+        return Worker(process, receiver, run, output, nodeids)
 
     @staticmethod
-    def _after(run: LabRun, end: WorkerEnd | None) -> tuple[str, ...]:
-        """After a worker: record how it ended; the tests a new worker should grade (none: the lab is done)."""
+    def _after(ended: Worker, end: WorkerEnd | None) -> tuple[str, ...]:
+        """After a worker: record how it ended; the tests a new worker should grade (none: its share is done)."""
+        run = ended.run
         if end is None or run.error:
             return ()
         message = _explain(end)
         if end.during is None and not run.expected:
             run.error = message
             return ()
+        share = ended.nodeids or tuple(run.expected)
+        left = [nodeid for nodeid in share if nodeid not in run.outcomes]
+        # The test it was running; between tests, the next one (or, after its last, the last one).
+        culprit = end.during or (left[0] if left else share[-1])
+        run.fail(culprit, message)
         # Every worker that ends early fails one test more, so this ends: at the latest, one worker a test.
-        run.fail(end.during or run.unreached()[0], message)
-        return tuple(run.unreached())
+        return tuple(nodeid for nodeid in left if nodeid != culprit)
 
 
 _RUNNING = WorkerEnd("", None)  # Worker.follow's answer while the worker goes on
+
+
+def _deal(tests: list[str], shares: int, seconds: dict[str, float]) -> list[tuple[str, ...]]:
+    """Deal `tests` out to `shares` workers so that they finish together: the longest first, each to
+    the worker with the least to do (by how long each took last time), each share in the grader's order."""
+    position = {nodeid: index for index, nodeid in enumerate(tests)}
+    loads, dealt = [0.0] * shares, [[] for _ in range(shares)]
+    for nodeid in sorted(tests, key=lambda test: -seconds.get(test, 0.0)):
+        lightest = loads.index(min(loads))
+        dealt[lightest].append(nodeid)
+        loads[lightest] += seconds.get(nodeid, 0.0) or 0.01  # unknown: as if quick, so shares stay even in number
+    return [tuple(sorted(share, key=position.__getitem__)) for share in dealt if share]
+
+
+def _grader_digest(lab: Lab) -> str:
+    return "".join(integrity.digest(path) for path in (lab.grader, lab.grader.parent / "conftest.py"))
 
 
 def nodeid(path: Path, name: str) -> str:
@@ -247,7 +301,9 @@ class Worker:
     receiver: connection.Connection
     run: LabRun
     output: str
+    nodeids: tuple[str, ...]  # its share of the lab's tests (empty: all of them)
     current: str | None = None  # the test it is running
+    timing: tuple[str, float] | None = None  # the test it is running, and since when
     heard: float = field(default_factory=time.monotonic)
 
     def follow(self, readable: bool) -> WorkerEnd | None:
@@ -284,17 +340,28 @@ class Worker:
         run, kind = self.run, message[0]
         if kind == "collected":
             run.expected.update((nodeid, task) for nodeid, task in message[1] if nodeid not in run.expected)
+            if not self.nodeids:  # the whole grader: its list of tests, to share them out next time
+                warmup.remember_tests(run.lab.id, _grader_digest(run.lab), dict(message[1]))
         elif kind == "collect_error":
             run.error = message[1]
         elif kind == "start":
-            self.current = message[1]
+            self._timed(message[1])
         elif kind == "result":
             _, nodeid, name, passed, text = message
             run.record(nodeid, name, passed, text)
             self.current = None if nodeid == self.current else self.current
         elif kind == "loaded":
+            self._timed(None)
             warmup.remember(run.lab.id, message[1])
         return kind == "done"
+
+    def _timed(self, starting: str | None) -> None:
+        """A test starts (or the worker's share ends): the one before it took until now."""
+        now = time.monotonic()
+        if self.timing is not None:
+            self.run.seconds[self.timing[0]] = now - self.timing[1]
+        self.current = starting
+        self.timing = (starting, now) if starting else None
 
     def close(self) -> None:
         if self.process.is_alive():

@@ -74,7 +74,8 @@ def grade(labs: list[Lab], target: str) -> list[LabResult]:
 
 def _lab_result(run: LabRun) -> LabResult:
     by_task: dict[int, list[TestResult]] = {}
-    for outcome in run.outcomes.values():
+    # In the grader's order, whichever worker reported first.
+    for outcome in sorted(run.outcomes.values(), key=_position(run)):
         if outcome.task is not None:
             by_task.setdefault(outcome.task, []).append(TestResult(outcome.name, outcome.passed, outcome.message))
     tasks = [TaskResult(task, by_task.get(task.number, [])) for task in run.lab.tasks]
@@ -82,6 +83,11 @@ def _lab_result(run: LabRun) -> LabResult:
     if not error and not any(task.tests for task in tasks):
         error = f"{paths.relative(run.lab.grader)} ran no test"
     return LabResult(run.lab, tasks, error)
+
+
+def _position(run: LabRun):
+    order = {nodeid: index for index, nodeid in enumerate(run.expected)}
+    return lambda outcome: order.get(outcome.nodeid, len(order))
 
 
 def grade_all(target: str) -> list[LabResult]:

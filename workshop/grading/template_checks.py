@@ -13,7 +13,7 @@ def load_both(lab_dir: Path) -> tuple[dict, dict]:
     """The lab's template as written (SAM) and transformed (CloudFormation); a failure is the learner's to fix."""
     path = lab_dir / "template.yaml"
     try:
-        return templates.load(path), templates.transformed(path)
+        return templates.loaded(path), templates.transformed(path)
     except templates.TemplateError as error:
         raise AssertionError(f"{paths.relative(path)}: {error}") from None
 

@@ -4,7 +4,9 @@ Graders import much of their libraries lazily: moto loads a service's backend, a
 service's model, on the first call to that service. A worker would pay that on every run. Instead,
 each worker reports what it loaded (library modules and botocore service models), the engine keeps
 that list per lab in the cache folder, and loads it in the parent before it forks the next worker:
-`watch` then pays it once, and `check --all` once for all labs.
+`watch` then pays it once, `check --all` once for all labs, and the workers that share a lab's tests
+do not each pay it. The list of a grader's tests is kept too (for that grader's text only), so that
+the engine can share them out without collecting them itself.
 """
 
 from __future__ import annotations
@@ -69,55 +71,139 @@ def _is_library(name: str) -> bool:
     return name.partition(".")[0] in LIBRARIES
 
 
-def loaded_since(modules_before: set[str]) -> dict[str, list]:
-    """What this process loaded since `modules_before`: library modules (in the order they were
-    imported) and the botocore service models of the shared session."""
+def _models_loaded() -> set[tuple[str, str]]:
+    """The (service, type) models the shared session has loaded: botocore's instance cache keys a
+    call by its name and its arguments, (name, service, type, ...)."""
+    if not shared_session.cache_info().currsize:
+        return set()
+    loader = shared_session()._session.get_component("data_loader")
+    return {(key[1], key[2]) for key in getattr(loader, "_cache", {}) if key[0] == "load_service_model" and len(key) > 2}
+
+
+def snapshot() -> tuple[set[str], set[tuple[str, str]]]:
+    """What this process has loaded now, to compare with later (`loaded_since`)."""
+    return set(sys.modules), _models_loaded()
+
+
+def loaded_since(before: tuple[set[str], set[tuple[str, str]]]) -> dict[str, list]:
+    """The library modules (in import order) and service models this process loaded since `before`."""
+    modules_before, models_before = before
     modules = [name for name in sys.modules if name not in modules_before and _is_library(name)]
-    models = []
-    if shared_session.cache_info().currsize:
-        loader = shared_session()._session.get_component("data_loader")
-        models = [list(key[1:]) for key in getattr(loader, "_cache", {}) if key[0] == "load_service_model"]
+    models = [list(model) for model in sorted(_models_loaded() - models_before)]
     return {"modules": modules, "models": models}
 
 
-def learned(lab_id: str) -> dict[str, list]:
+def _learned_file(lab_id: str):
+    return LEARNED / f"{lab_id}.json"
+
+
+def learned(lab_id: str) -> dict:
     try:
-        found = json.loads((LEARNED / f"{lab_id}.json").read_text(encoding="utf-8"))
+        found = json.loads(_learned_file(lab_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {"modules": [], "models": []}
-    return found if isinstance(found, dict) else {"modules": [], "models": []}
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _write(lab_id: str, knowledge: dict) -> None:
+    try:
+        LEARNED.mkdir(parents=True, exist_ok=True)
+        _learned_file(lab_id).write_text(json.dumps(knowledge), encoding="utf-8")
+    except OSError:
+        pass  # a read-only checkout grades, only without this head start
 
 
 def remember(lab_id: str, loaded: dict[str, list]) -> None:
     """Add what a worker of `lab_id` loaded to what the next parent loads ahead for it."""
     known = learned(lab_id)
-    merged = {key: known.get(key, []) + [item for item in loaded.get(key, []) if item not in known.get(key, [])] for key in ("modules", "models")}
-    if merged == known:
+    merged = dict(known)
+    for key in ("modules", "models"):
+        merged[key] = known.get(key, []) + [item for item in loaded.get(key, []) if item not in known.get(key, [])]
+    if merged != known:
+        _write(lab_id, merged)
+
+
+def remember_tests(lab_id: str, grader_digest: str, tests: dict[str, int | None]) -> None:
+    """The tests a grader collected (node id -> task), for this grader's text only."""
+    known = learned(lab_id)
+    previous = known.get("tests") or {}
+    if previous.get("grader") != grader_digest or previous.get("collected") != tests:
+        _write(lab_id, {**known, "tests": {"grader": grader_digest, "collected": tests}})
+
+
+def remember_seconds(lab_id: str, grader_digest: str, seconds: dict[str, float]) -> None:
+    """How long each test took (to share the tests out evenly next time), for this grader's text only."""
+    known = learned(lab_id)
+    tests = known.get("tests") or {}
+    if tests.get("grader") != grader_digest or not seconds:
         return
-    try:
-        LEARNED.mkdir(parents=True, exist_ok=True)
-        (LEARNED / f"{lab_id}.json").write_text(json.dumps(merged), encoding="utf-8")
-    except OSError:
-        pass  # a read-only checkout grades, only without this head start
+    _write(lab_id, {**known, "tests": {**tests, "seconds": {**tests.get("seconds", {}), **seconds}}})
+
+
+def seconds_of(lab_id: str, grader_digest: str) -> dict[str, float]:
+    tests = learned(lab_id).get("tests") or {}
+    seconds = tests.get("seconds") if tests.get("grader") == grader_digest else None
+    return seconds if isinstance(seconds, dict) else {}
+
+
+def tests_of(lab_id: str, grader_digest: str) -> dict[str, int | None]:
+    """The tests the grader collected last time, if it is the same grader; else none."""
+    tests = learned(lab_id).get("tests") or {}
+    collected = tests.get("collected") if tests.get("grader") == grader_digest else None
+    return collected if isinstance(collected, dict) else {}
 
 
 def load_ahead(lab_id: str) -> None:
     """Load what the workers of `lab_id` loaded last time, here, before they are forked."""
     plan = learned(lab_id)
-    if "moto.ssm.models" in plan.get("modules", []):
+    modules = [name for name in plan.get("modules", []) if isinstance(name, str) and _is_library(name)]
+    if "moto.ssm.models" in modules:
         import_moto_ssm()
     session = shared_session()
     with mock.patch("boto3.Session", lambda *args, **kwargs: session):
-        for name in plan.get("modules", []):
-            if name in sys.modules or not isinstance(name, str) or not _is_library(name):
+        for name in modules:
+            if name in sys.modules:
                 continue
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 (a head start only: the worker imports what it needs anyway)
                 continue
     loader = session._session.get_component("data_loader")
-    for model in plan.get("models", []):
+    services = []
+    for service, kind in (model[:2] for model in plan.get("models", []) if len(model) >= 2):
         try:
-            loader.load_service_model(*model)
+            loader.load_service_model(service, kind)
         except Exception:  # noqa: BLE001 (a model this botocore does not have: the worker does without)
             continue
+        if kind == "service-2":
+            services.append(service)
+    first_calls(session, services)
+
+
+def first_calls(session, services: list[str]) -> None:
+    """One harmless call to each service, in moto: a process's first call to a service costs 0.1 to
+    0.2 s (botocore resolves its endpoint rules, moto matches its URLs), which workers then skip."""
+    from botocore import xform_name
+    from moto import mock_aws
+
+    with mock_aws():
+        for service in dict.fromkeys(services):
+            for _ in range(2):  # a second client's first call still pays part of it
+                client = session.client(service)
+                operation = _harmless_operation(client.meta.service_model)
+                if operation is None:
+                    break
+                try:
+                    getattr(client, xform_name(operation))()
+                except Exception:  # noqa: BLE001 (moto may not implement it: the warm-up is only a head start)
+                    break
+
+
+def _harmless_operation(model) -> str | None:
+    """A List or Describe operation of the service that needs no parameter."""
+    for name in model.operation_names:
+        if name.startswith(("List", "Describe")):
+            shape = model.operation_model(name).input_shape
+            if shape is None or not shape.required_members:
+                return name
+    return None

@@ -79,17 +79,18 @@ def _redirect_output(output: str) -> None:
 
 def run(job: Job, channel: Connection) -> None:
     """The worker's whole life: grade, report, and end (never returns)."""
-    modules_before = set(sys.modules)
+    before = warmup.snapshot()
     try:
         _redirect_output(job.output)
         faulthandler.enable()  # a crash leaves its Python traceback in the output, for the engine to read
         arguments = list(job.nodeids) or [job.grader]
         arguments += [f"--target={job.target}", "--rootdir", str(paths.ROOT), "-q", "-p", "no:cacheprovider", "--grading-worker"]
-        # Speed: the graders need no assertion rewriting (their messages are written out), and the
-        # unraisable-exception plugin's closing garbage collection costs 0.4 s.
-        arguments += ["--assert=plain", "-p", "no:unraisableexception", "-p", "no:timeout"]
+        # Speed: the graders need no assertion rewriting (their messages are written out), the
+        # unraisable-exception plugin's closing garbage collection costs 0.4 s, and the timeout
+        # (budget.py times the checks) and anyio (no grader is async) plugins are not needed.
+        arguments += ["--assert=plain", "-p", "no:unraisableexception", "-p", "no:timeout", "-p", "no:anyio"]
         pytest.main(arguments, plugins=[Reporter(channel)])
-        channel.send(("loaded", warmup.loaded_since(modules_before)))
+        channel.send(("loaded", warmup.loaded_since(before)))
         channel.send(("done",))
     finally:
         sys.stdout.flush()
