@@ -87,6 +87,7 @@ class LabRun:
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     error: str = ""  # the grader itself could not run
     seconds: dict[str, float] = field(default_factory=dict)  # how long each test took, from the parent's side
+    grader_digest: str = ""  # of the grader and conftest.py: what the remembered tests belong to
 
     def record(self, nodeid: str, name: str, outcome: str, message: str) -> None:
         previous = self.outcomes.get(nodeid)
@@ -193,28 +194,27 @@ class Engine:
                     continue
                 active.remove(current)
                 current.close()
-                warmup.remember_seconds(current.run.lab.id, _grader_digest(current.run.lab), current.run.seconds)
                 left = self._after(current, end)
                 if left:
                     jobs.insert(0, (current.run, left))
+        for run in runs:
+            if run.seconds:
+                warmup.remember_seconds(run.lab.id, run.grader_digest, run.seconds)
         return runs
 
     def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]]) -> list[tuple[LabRun, tuple[str, ...]]]:
-        """A lab's tests, dealt out to as many workers as it has tests for (round robin, to spread
-        the slow ones); one worker for the whole grader when its tests cannot be listed here."""
+        """A lab's tests, dealt out to as many workers as it has tests for, by how long each took last
+        time. The list is the one the grader's last whole run collected, kept for that grader's text
+        only: without it (a first run, a changed grader) one worker runs the whole grader, and tells."""
         self.warm([run.lab])
-        tests = self._tests(run.lab)
+        run.grader_digest = _grader_digest(run.lab)
+        tests = warmup.tests_of(run.lab.id, run.grader_digest)
         chosen = [nodeid for nodeid in only.get(run.lab.id, ()) if nodeid in tests] or list(tests)
         if not chosen:
             return [(run, only.get(run.lab.id, ()))]
         run.expected.update((nodeid, tests[nodeid]) for nodeid in chosen)  # the report's order, whoever finishes first
         shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
-        return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, _grader_digest(run.lab)))]
-
-    def _tests(self, lab: Lab) -> dict[str, int | None]:
-        """The grader's tests (node id -> task number), as its last whole run collected them; none
-        when it never ran whole, or has changed since (then one worker runs it whole, and tells)."""
-        return warmup.tests_of(lab.id, _grader_digest(lab))
+        return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
 
     def _cannot_grade(self, run: LabRun) -> bool:
         problem = integrity.problem_for(run.lab)
@@ -341,7 +341,7 @@ class Worker:
         if kind == "collected":
             run.expected.update((nodeid, task) for nodeid, task in message[1] if nodeid not in run.expected)
             if not self.nodeids:  # the whole grader: its list of tests, to share them out next time
-                warmup.remember_tests(run.lab.id, _grader_digest(run.lab), dict(message[1]))
+                warmup.remember_tests(run.lab.id, run.grader_digest, dict(message[1]))
         elif kind == "collect_error":
             run.error = message[1]
         elif kind == "start":
