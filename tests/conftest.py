@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from workshop import paths, sandbox, templates
-from workshop.grading.performance import parameter_values, resolve
 from workshop.grading import warmup
+from workshop.grading.performance import parameter_values, resolve
 from workshop.grading.plugin import grader_lab
 from workshop.lambda_runtime import Handler, LambdaContext, load_event as read_event, load_handler as import_handler
 from workshop.lambda_runtime import runtime_environment

@@ -329,7 +329,7 @@ def watch_probe(lab_id: str, saves: int) -> dict:
         """What watch does when a file changed: snapshot the folder, then watch.render (grade, report)."""
         before = time.perf_counter()
         watch.snapshot(folder)
-        results = runner.grade([lab], "labs")
+        results = runner.grade([lab], "labs", long_lived=True)  # as watch grades
         report.render(list(manifest.labs()), results, "labs")
         seconds = time.perf_counter() - before
         result = results[0]

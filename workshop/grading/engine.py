@@ -127,8 +127,9 @@ class WorkerEnd:
 class Engine:
     """Grades labs against one target tree (labs or solutions), each in its own worker."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, long_lived: bool = False) -> None:
         self.target = target
+        self.long_lived = long_lived
         self.method = start_method()
         self.context = multiprocessing.get_context(self.method)
         self._warmed: set[str] = set()
@@ -149,7 +150,9 @@ class Engine:
                 pass
             if self.method == "fork" and lab.id not in self._warmed and lab.grader.is_file():
                 self._import_grader(lab.grader)
-                warmup.load_ahead(lab.id)
+                # A first call to each service costs the parent more than the workers save, unless
+                # the parent forks again and again (watch).
+                warmup.load_ahead(lab.id, first_calls=self.long_lived)
                 self._warmed.add(lab.id)
 
     @staticmethod

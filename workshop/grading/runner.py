@@ -60,16 +60,19 @@ class LabResult:
 _engines: dict[str, Engine] = {}
 
 
-def engine(target: str) -> Engine:
+def engine(target: str, long_lived: bool = False) -> Engine:
     """The grading engine of this process for `target`: one per process, so `watch` stays warm."""
     if target not in _engines:
-        _engines[target] = Engine(target)
+        _engines[target] = Engine(target, long_lived)
     return _engines[target]
 
 
-def grade(labs: list[Lab], target: str) -> list[LabResult]:
-    """Grade `labs` against `target` (labs or solutions), in manifest order, each in its own worker."""
-    return [_lab_result(run) for run in engine(target).grade(labs)]
+def grade(labs: list[Lab], target: str, long_lived: bool = False) -> list[LabResult]:
+    """Grade `labs` against `target` (labs or solutions), in manifest order, each in its own worker.
+
+    `long_lived`: this process grades again and again (watch), so preparing more ahead pays.
+    """
+    return [_lab_result(run) for run in engine(target, long_lived).grade(labs)]
 
 
 def _lab_result(run: LabRun) -> LabResult:

@@ -153,8 +153,9 @@ def tests_of(lab_id: str, grader_digest: str) -> dict[str, int | None]:
     return collected if isinstance(collected, dict) else {}
 
 
-def load_ahead(lab_id: str) -> None:
-    """Load what the workers of `lab_id` loaded last time, here, before they are forked."""
+def load_ahead(lab_id: str, first_calls: bool = False) -> None:
+    """Load what the workers of `lab_id` loaded last time, here, before they are forked (with
+    `first_calls`, make a first call to each of its services too)."""
     plan = learned(lab_id)
     modules = [name for name in plan.get("modules", []) if isinstance(name, str) and _is_library(name)]
     if "moto.ssm.models" in modules:
@@ -177,10 +178,11 @@ def load_ahead(lab_id: str) -> None:
             continue
         if kind == "service-2":
             services.append(service)
-    first_calls(session, services)
+    if first_calls:
+        call_each(session, services)
 
 
-def first_calls(session, services: list[str]) -> None:
+def call_each(session, services: list[str]) -> None:
     """One harmless call to each service, in moto: a process's first call to a service costs 0.1 to
     0.2 s (botocore resolves its endpoint rules, moto matches its URLs), which workers then skip."""
     from botocore import xform_name
