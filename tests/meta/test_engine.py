@@ -163,6 +163,16 @@ def test_a_thread_left_running_fails_the_check_and_never_hangs_the_grader(solved
     assert statuses(lab)[5] == "pass"
 
 
+def test_a_process_left_running_fails_the_check_and_is_stopped(solved):
+    at_import(solved, "import subprocess\nsubprocess.Popen(['sleep', '600'])")
+    lab = graded(solved, "1")[LAB1.id]
+    reasons = list(failures(lab).values())
+    assert reasons and all("left a process (pid" in reason for reason in reasons), reasons[:1]
+    pids = {int(reason.split("(pid ")[1].split(")")[0]) for reason in reasons}
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "sleep" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert not alive, f"the grader left {alive} running"
+
+
 def test_a_flood_of_output_stops_the_check_that_printed_it(solved):
     in_list_items(solved, "\n    while True:\n        os.write(1, b'x' * 65536)")
     lab = graded(solved, "1")[LAB1.id]
@@ -209,9 +219,9 @@ def test_every_reference_solution_passes_on_a_machine_kept_busy():
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or not Path("/proc/self/schedstat").exists(), reason="Linux only")
 def test_a_starved_check_is_run_again_and_never_blamed_on_the_learner(solved):
-    # Three busy processes share one CPU with the grader, which may take only 0.3 s of wall time a
-    # check: the first check waits for the CPU, far longer than it computes.
-    busy = hogs(3, cpu=0)
+    # Five busy processes share one CPU with the grader, which may take only 0.3 s of wall time a
+    # check: a check waits for the CPU five times as long as it computes.
+    busy = hogs(5, cpu=0)
     try:
         run = subprocess.run(
             [sys.executable, "-m", "workshop", "check", "1", "--json"],

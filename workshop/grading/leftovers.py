@@ -17,22 +17,34 @@ GRACE_SECONDS = 0.5
 
 
 def _children() -> set[int]:
-    """This process's live child processes (Linux: /proc/self/task/*/children; elsewhere none are seen)."""
-    found: set[int] = set()
+    """This process's live child processes, from /proc (Linux; elsewhere none are seen). Kernels built
+    without /proc/<pid>/task/<tid>/children are read the long way: every process's parent (~1 ms)."""
     try:
-        for task in Path("/proc/self/task").iterdir():
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-    except OSError:
+        return {pid for task in Path("/proc/self/task").iterdir() for pid in map(int, (task / "children").read_text().split()) if _alive(pid)}
+    except FileNotFoundError:
         pass
-    return {pid for pid in found if _alive(pid)}
+    except OSError:
+        return set()
+    me = os.getpid()
+    try:
+        pids = [int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return set()  # no /proc (macOS)
+    return {pid for pid in pids if _state_and_parent(pid)[1] == me and _alive(pid)}
+
+
+def _state_and_parent(pid: int) -> tuple[str, int | None]:
+    """A process's state letter and parent pid, from /proc/<pid>/stat ("", None when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return "", None
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has ended; only its exit status is left to collect
+    state = _state_and_parent(pid)[0]
+    return state not in ("", "Z", "X")  # a zombie has ended; only its exit status is left to collect
 
 
 def running() -> tuple[set[threading.Thread], set[int]]:
