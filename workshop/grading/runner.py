@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workshop import manifest, paths
+from workshop import paths
 from workshop.grading.engine import Engine, LabRun
 from workshop.manifest import Lab, Task
 
@@ -91,7 +91,3 @@ def _lab_result(run: LabRun) -> LabResult:
 def _position(run: LabRun):
     order = {nodeid: index for index, nodeid in enumerate(run.expected)}
     return lambda outcome: order.get(outcome.nodeid, len(order))
-
-
-def grade_all(target: str) -> list[LabResult]:
-    return grade(list(manifest.labs()), target)

@@ -388,6 +388,7 @@ class ExecutionEnvironment:
         invocation.log_lines = log.getvalue().splitlines()
         self.invocations += 1
 
+        exited = exit_status(init_error or error)
         # Lambda stops a function the moment it goes over its memory: before it can fail any other way.
         if used_mb > spec.memory_mb or isinstance(error, MemoryError):
             ran_out = self._memory.out_of_memory(
@@ -400,10 +401,9 @@ class ExecutionEnvironment:
             invocation.note = str(ran_out).removeprefix(f"{OUT_OF_MEMORY}: ")
             invocation.max_memory_used_mb = spec.memory_mb  # as Lambda shows it: the limit, reached
             self.discard()
-        elif exit_status(init_error or error) is not None:
-            status = exit_status(init_error or error)
+        elif exited is not None:
             invocation.error = {
-                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited with error: exit status {status}",
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited with error: exit status {exited}",
                 "errorType": "Runtime.ExitError",
             }
             self.discard()
