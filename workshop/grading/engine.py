@@ -30,6 +30,7 @@ from pathlib import Path
 
 from workshop import paths, templates
 from workshop.grading import budget, integrity, warmup, worker
+from workshop.grading.feedback import in_learner_tree
 from workshop.manifest import Lab
 
 POLL_SECONDS = 0.05
@@ -406,9 +407,8 @@ def _learner_frames(output: str) -> str:
         return ""
     lines = []
     for match in LEARNER_FRAME.finditer(tail):
-        path = Path(match["file"])
-        if any(path.resolve().is_relative_to(tree) for tree in (paths.LABS, paths.SOLUTIONS)):
-            lines.append(f"  {paths.relative(path)}, line {match['line']}, in {match['function']}()")
+        if in_learner_tree(match["file"]):
+            lines.append(f"  {paths.relative(Path(match['file']))}, line {match['line']}, in {match['function']}()")
     return "\n".join(dict.fromkeys(lines))
 
 
