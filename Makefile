@@ -2,12 +2,21 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Re-installs when pyproject.toml changes or the venv is missing or broken.
+# The exact versions `make test` last passed with (`make upgrade` refreshes them). `make test LOCK=`
+# installs the newest versions pyproject.toml allows instead: the weekly CI run does, to meet upstream
+# breakage before learners do.
+LOCK   ?= constraints.txt
+# uv installs in seconds what pip takes a minute for; it comes from PyPI, at this version.
+UV_VERSION := 0.13.9
+UV     := $(BIN)/uv
+# Re-installs when pyproject.toml or the lock changes, or the venv is missing or broken.
 STAMP  := $(VENV)/.installed
 # The test suite's extra (Playwright), on top of what a learner installs.
 TEST_STAMP := $(VENV)/.installed-test
+# The real AWS SAM CLI, in a virtual environment of its own: it pins its own boto3.
+SAM_VENV := .venv-sam
 
-.PHONY: check test docs bench clean chromium
+.PHONY: check test docs bench mutants upgrade sam-validate clean chromium
 
 check: $(STAMP) ## Grade your labs and show your progress
 	@# Unfinished tasks (exit 1) are the normal state of a workshop, not a failure of make; errors (2+) are.
@@ -25,23 +34,45 @@ docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
 bench: $(STAMP) ## Print the performance figures and write them to docs/snippets/bench.md for the site
 	$(BIN)/workshop bench --write
 
-clean: ## Remove the virtual environment and build output
-	rm -rf $(VENV) site
+mutants: $(STAMP) ## The mutation gate: how many small wrong changes to the solutions the graders catch, per lab (several minutes)
+	$(BIN)/python -m workshop.mutants
 
-$(STAMP): pyproject.toml
+clean: ## Remove the virtual environments and build output
+	rm -rf $(VENV) $(SAM_VENV) site
+
+# Installs into .venv with uv, pinned to the lock: the learner gets the versions the suite passed with.
+INSTALL = $(UV) pip install --python $(BIN)/python $(if $(LOCK),--constraint $(LOCK))
+
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed; found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
 	@$(BIN)/python -c '' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	@echo "Installing the workshop into $(VENV) (first run only, a few minutes; log: $(VENV)/install.log)..."
-	@{ $(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
-	   && $(BIN)/python -m pip install --disable-pip-version-check -e . ; } > $(VENV)/install.log 2>&1 \
+	@echo "Installing the workshop into $(VENV) (first run only, about a minute; log: $(VENV)/install.log)..."
+	@{ { $(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' \
+	     || $(BIN)/python -m pip install --disable-pip-version-check --quiet 'uv==$(UV_VERSION)'; } \
+	   && $(INSTALL) -e . ; } > $(VENV)/install.log 2>&1 \
 	   || { tail -n 40 $(VENV)/install.log; echo "Installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	@echo "Installing the test suite's extras into $(VENV) (first run only; log: $(VENV)/install.log)..."
-	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]' >> $(VENV)/install.log 2>&1 \
+	@$(INSTALL) -e '.[test]' >> $(VENV)/install.log 2>&1 \
 	   || { tail -n 40 $(VENV)/install.log; echo "Installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(TEST_STAMP)
+
+# The newest versions pyproject.toml allows, locked, then the whole suite against them: commit
+# constraints.txt only when it passes.
+upgrade: $(STAMP) ## Maintainers: refresh constraints.txt to the newest allowed versions and run the suite
+	$(UV) pip compile pyproject.toml --extra test --universal --python-version 3.11 --upgrade --quiet \
+	  --no-header --output-file constraints.txt
+	$(MAKE) test
+
+sam-validate: ## Instructors, optional: validate every reference template with the real AWS SAM CLI (offline)
+	@test -x $(SAM_VENV)/bin/sam || { echo "Installing the AWS SAM CLI into $(SAM_VENV) (once)..."; \
+	   $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli; }
+	@for template in template.yaml solutions/*/template.yaml; do \
+	   echo "sam validate --lint $$template"; \
+	   SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template-file $$template || exit 1; \
+	 done
 
 # The site's browser test drives Debian's Chromium. Where it can be installed (root with apt-get, as in
 # CI), it is; elsewhere the test is skipped with a notice, and `sudo apt install chromium` enables it.

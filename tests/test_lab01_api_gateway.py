@@ -3,6 +3,33 @@
 Each test_taskN_* checks task N of docs/labs/lab01_api_gateway.md. A failure tells you what the grader
 sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
 shown to you exactly as written.
+
+Rules and the checks that enforce them (the rules of the lab's page and of each TODO(task N)):
+
+| Task | Rule | Check |
+| --- | --- | --- |
+| 1 | GET /items answers 200 with {"items": [...]}, the items of the table named by TABLE_NAME | test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME |
+| 1 | TABLE_NAME is read once, at import: without it the cold start fails, naming it | test_task1_fails_at_start_naming_a_missing_TABLE_NAME |
+| 1 | every item, past the first 1 MB page (LastEvaluatedKey) | test_task1_lists_items_beyond_the_first_page |
+| 2 | GET /items/{id} answers 200 with the item | test_task2_returns_the_requested_item |
+| 2 | a missing item gets 404, a JSON body with a "message", never a 500 | test_task2_answers_404_with_a_json_error_for_a_missing_item |
+| 3 | POST /items stores the item under a generated id and answers 201 with it | test_task3_creates_an_item_and_answers_201 |
+| 3 | every new item gets its own id | test_task3_gives_every_new_item_its_own_id |
+| 3 | a base64-encoded body works like any other | test_task3_accepts_a_base64_encoded_body |
+| 3 | a body that is not JSON gets 400, a JSON error with a "message", and nothing is stored | test_task3_answers_400_to_a_body_that_is_not_json_and_stores_nothing |
+| 3 | ... a form, text/plain, broken base64, bytes that are not UTF-8 too: 400, never a crash | test_task3_answers_400_to_a_body_it_cannot_read_as_json_and_stores_nothing |
+| 3 | invalid fields (name empty, only spaces, missing or over 100 characters; price negative, not a number, missing, over 1,000,000 or with three decimals; an unknown field; a body without Content-Type is JSON) get 400/422 with a "message", naming the field; nothing is stored | test_task3_rejects_invalid_fields_naming_the_field_and_stores_nothing |
+| 3 | the limits are valid: a 1- and a 100-character name, a price of 0, of 1,000,000, of 0.01 | test_task3_accepts_the_values_at_the_limits |
+| 3 | each new item's id is logged, on a line with the request id (correlation_id) | test_task3_logs_the_new_items_id_with_the_request_id |
+| 3 | put_item never overwrites an item (ConditionExpression) | not graded: no id collision happens with uuid4 (said on the page) |
+| 4 | exactly one AWS client (the DynamoDB resource's) is created at import | test_task4_creates_the_table_resource_at_import |
+| 4 | nothing (client, session, resolver) is created while requests are handled | test_task4_creates_nothing_inside_the_handler |
+| 5 | one Api event per route, each on the template's API (RestApiId) | test_task5_template_routes_the_three_endpoints_to_the_function |
+| 5 | TABLE_NAME is !Ref to the table | test_task5_template_passes_the_table_name_in_TABLE_NAME |
+| 5 | read and write this table only, through a SAM policy template, no managed policy | test_task5_template_grants_access_to_this_table_only |
+| 5 | arm64 and a runtime supported for more than a year | test_task5_template_runs_on_arm64_with_a_current_python_runtime |
+| 5 | Powertools from its public layer matching runtime and architecture; nothing bundled | test_task5_template_takes_powertools_from_its_public_layer |
+| 5 | POST /items' own throttling and RequestModel | not graded (the page says why: the API stays signed-only and throttled without them) |
 """
 
 from __future__ import annotations
@@ -20,6 +47,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from workshop import runtimes, templates
 from workshop.grading.feedback import call_api
+from workshop.grading.logs import json_lines
 from workshop.grading.spies import CreationSpy
 from workshop.grading.template_checks import (
     POWERTOOLS_LAYER,
@@ -61,6 +89,19 @@ def ids(items: object) -> list[str]:
 
 def with_body(event: dict, body: str) -> dict:
     return {**event, "body": body, "isBase64Encoded": False}
+
+
+def with_content_type(event: dict, content_type: str | None) -> dict:
+    """`event` with its Content-Type header replaced (None: without one, as API Gateway sends a bare curl -d)."""
+    def replaced(headers: dict | None, value: object) -> dict:
+        kept = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
+        return kept if content_type is None else {**kept, "Content-Type": value}
+
+    return {
+        **event,
+        "headers": replaced(event.get("headers"), content_type),
+        "multiValueHeaders": replaced(event.get("multiValueHeaders"), [content_type]),
+    }
 
 
 @pytest.fixture
@@ -124,6 +165,27 @@ def test_task1_lists_items_beyond_the_first_page(items_api, load_event, lambda_c
     )
 
 
+def test_task1_fails_at_start_naming_a_missing_TABLE_NAME(load_handler, monkeypatch):
+    # GIVEN the function's environment without TABLE_NAME (a template that forgot it)
+    monkeypatch.delenv("TABLE_NAME", raising=False)
+
+    # WHEN Lambda imports the function (a cold start)
+    try:
+        load_handler(FUNCTION, POWERTOOLS_SERVICE_NAME="items-api")
+    except Exception as error:  # the learner's import failing is what this test wants
+        # THEN the import fails, and the error names the variable
+        assert "TABLE_NAME" in str(error), (
+            f"Without TABLE_NAME, importing {APP} failed with {type(error).__name__}: {error}, which does not "
+            'name TABLE_NAME. Read it with os.environ["TABLE_NAME"] at the top of app.py: the KeyError names it.'
+        )
+    else:
+        raise AssertionError(
+            f"Without TABLE_NAME, importing {APP} succeeded: the function would start, then fail (or use a "
+            'made-up table) on its first request. Read the name once, at import, with os.environ["TABLE_NAME"]: '
+            "a missing variable then stops the cold start with KeyError: 'TABLE_NAME'."
+        )
+
+
 # --- task 2 ----------------------------------------------------------------------------------------
 
 
@@ -163,9 +225,9 @@ def test_task2_answers_404_with_a_json_error_for_a_missing_item(items_api, load_
         f"GET {event['path']} for a missing item answered {response.status}, expected 404.\n"
         f"Body: {response.text():.300}"
     )
-    assert isinstance(response.body, dict) and response.body, (
-        f"The 404 body is {response.text()!r:.200}; expected a JSON object with a message, "
-        'like {"message": "Item no-such-item not found"}.'
+    assert has_message(response.body), (
+        f"The 404 body is {response.text()!r:.200}; expected a JSON object whose \"message\" says what is "
+        'missing, like {"message": "Item no-such-item not found"}.'
     )
     assert "json" in response.headers.get("content-type", ""), (
         f"The 404 has Content-Type {response.headers.get('content-type')!r}; expected application/json."
@@ -261,12 +323,70 @@ def test_task3_answers_400_to_a_body_that_is_not_json_and_stores_nothing(items_a
         f"POST /items with the body {event['body']!r} answered {response.status}, expected 400 Bad Request.\n"
         f"Body: {response.text():.300}"
     )
-    assert isinstance(response.body, dict), f"The 400 body is {response.text()!r:.200}; expected a JSON object with a message."
+    assert has_message(response.body), (
+        f"The 400 body is {response.text()!r:.200}; expected a JSON object whose \"message\" says what is wrong, "
+        'like {"message": "The request body is not valid JSON."} (the 404 of task 2 has the same shape).'
+    )
     assert stored_items(table_name) == [], f"A malformed request stored {stored_items(table_name)}; it must store nothing."
+
+
+def has_message(body: object) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("message"), str) and bool(body["message"].strip())
+
+
+UNREADABLE_BODIES = {
+    # case: (Content-Type, body, isBase64Encoded)
+    "a form instead of JSON": ("application/x-www-form-urlencoded", "name=Cup&price=3", False),
+    "JSON text sent as text/plain": ("text/plain", '{"name": "Cup", "price": 3}', False),
+    "base64 that is not base64": ("application/json", "***not base64***", True),
+    "base64 of text that is not UTF-8": (
+        "application/json",
+        base64.b64encode('{"name": "Caf\u00e9", "price": 3}'.encode("latin-1")).decode(),
+        True,
+    ),
+}
+
+
+def test_task3_answers_400_to_a_body_it_cannot_read_as_json_and_stores_nothing(items_api, load_event, lambda_context):
+    # GIVEN an empty table
+    handler, table_name = items_api()
+    problems = []
+
+    for case, (content_type, body, encoded) in UNREADABLE_BODIES.items():
+        # WHEN the API receives a body that is not JSON at all: a form, or bytes that do not decode
+        event = with_content_type({**load_event("api_create_item"), "body": body, "isBase64Encoded": encoded}, content_type)
+        try:
+            response = call_api(handler, event, lambda_context)
+        except AssertionError as error:  # the learner's code raised: a 502 for the client
+            problems.append(f"{case} (Content-Type {content_type}, body {body[:40]!r}): {str(error).splitlines()[0][:200]}")
+            continue
+
+        # THEN it answers 400 with a JSON error that has a message
+        if response.status != 400 or not has_message(response.body):
+            problems.append(
+                f"{case} (Content-Type {content_type}, body {body[:40]!r}): answered {response.status} "
+                f"{response.text()[:160]}"
+            )
+
+    # AND the table stays empty
+    stored = stored_items(table_name)
+    assert not problems and not stored, (
+        "POST /items takes JSON; any other body is the client's mistake, answered 400 with a JSON "
+        '{"message": ...}, never a crash (a 502) nor a stored item:\n'
+        + "\n".join(f"  - {p}" for p in problems)
+        + (f"\nThese requests stored {len(stored)} item(s): {stored[:3]}." if stored else "")
+        + "\nPowertools raises ValueError while decoding a body it cannot read (broken base64, bytes that are "
+        "not UTF-8), RequestUnsupportedContentType (aws_lambda_powertools.event_handler.openapi.exceptions) for a "
+        "Content-Type it does not parse, and reads a form as fields: register "
+        "@app.exception_handler([ValueError, RequestUnsupportedContentType]) answering 400, and in your "
+        "RequestValidationError handler answer 400 when the Content-Type is neither missing nor "
+        "application/json (app.current_event.headers.get(\"content-type\"))."
+    )
 
 
 INVALID_BODIES = {
     "empty name": ('{"name": "", "price": 3}', "name"),
+    "name of spaces only": ('{"name": "   ", "price": 3}', "name"),
     "missing name": ('{"price": 3}', "name"),
     "name over 100 characters": (json.dumps({"name": "n" * 101, "price": 3}), "name"),
     "negative price": ('{"name": "Cup", "price": -1}', "price"),
@@ -274,6 +394,7 @@ INVALID_BODIES = {
     "missing price": ('{"name": "Cup"}', "price"),
     "price over 1,000,000": ('{"name": "Cup", "price": 1000000.01}', "price"),
     "price with three decimals": ('{"name": "Cup", "price": 1.005}', "price"),
+    "unknown field": ('{"name": "Cup", "price": 3, "colour": "red"}', "colour"),
 }
 
 
@@ -291,14 +412,89 @@ def test_task3_rejects_invalid_fields_naming_the_field_and_stores_nothing(items_
             problems.append(f"{case}: {body[:60]} answered {response.status}, expected 400 or 422")
         elif field not in response.text():
             problems.append(f"{case}: {body[:60]} answered {response.text()[:120]}, which does not name {field!r}")
+        elif not has_message(response.body):
+            problems.append(f"{case}: {body[:60]} answered {response.text()[:120]}, a body without a \"message\"")
+
+    # AND a body without a Content-Type header (API Gateway's default) is still read as JSON
+    event = with_content_type(with_body(load_event("api_create_item_invalid"), '{"name": "", "price": 3}'), None)
+    response = call_api(handler, event, lambda_context)
+    if response.status not in (400, 422) or "name" not in response.text():
+        problems.append(
+            f'empty name, sent without a Content-Type header: answered {response.status} {response.text()[:120]}, '
+            "expected 400 or 422 naming 'name' (without a Content-Type, the body is JSON)"
+        )
 
     # AND the table stays empty
     stored = stored_items(table_name)
     assert not problems and not stored, (
-        "POST /items must refuse invalid fields with 400 or 422 and an error that names the field, so the "
-        "client knows what to fix:\n"
+        "POST /items must refuse invalid fields with 400 or 422 and a JSON error, with a \"message\", that "
+        "names the field, so the client knows what to fix (an unknown field too: ConfigDict(extra=\"forbid\"); "
+        "a name of spaces only too: ConfigDict(str_strip_whitespace=True) with min_length=1):\n"
         + "\n".join(f"  - {p}" for p in problems)
         + (f"\nInvalid requests stored {len(stored)} item(s): {stored[:3]}; they must store nothing." if stored else "")
+    )
+
+
+BOUNDARY_BODIES = {
+    "a name of 1 character": {"name": "A", "price": 3},
+    "a name of 100 characters": {"name": "n" * 100, "price": 3},
+    "a price of 0": {"name": "Free sample", "price": 0},
+    "a price of exactly 1,000,000": {"name": "Gold cup", "price": 1000000},
+    "a price with two decimals": {"name": "Sugar", "price": 0.01},
+}
+
+
+def test_task3_accepts_the_values_at_the_limits(items_api, load_event, lambda_context):
+    # GIVEN an empty table
+    handler, table_name = items_api()
+    problems = []
+
+    for case, sent in BOUNDARY_BODIES.items():
+        # WHEN the API receives a body at the edge of what is valid
+        response = call_api(handler, with_body(load_event("api_create_item"), json.dumps(sent)), lambda_context)
+
+        # THEN it is created like any other
+        if response.status != 201:
+            problems.append(f"{case}: {json.dumps(sent)[:60]} answered {response.status} {response.text()[:160]}")
+
+    assert not problems, (
+        "POST /items must accept every body within the rules (a name of 1 to 100 characters, a price from 0 to "
+        "1,000,000 with at most two decimals), the limits included:\n"
+        + "\n".join(f"  - {p}" for p in problems)
+        + "\nCheck the bounds of your model: min_length=1 and max_length=100, ge=0 (not gt) and le=1_000_000, "
+        "decimal_places=2."
+    )
+
+
+def test_task3_logs_the_new_items_id_with_the_request_id(items_api, load_event, lambda_context, capsys):
+    # GIVEN an empty table and a valid POST /items, whose request id API Gateway put in requestContext
+    handler, _ = items_api()
+    event = load_event("api_create_item")
+    request_id = event["requestContext"]["requestId"]
+    capsys.readouterr()
+
+    # WHEN the API receives it
+    response = call_api(handler, event, lambda_context)
+
+    # THEN the function logged the new item's id, on a line that carries the request id
+    created = response.body.get("id") if isinstance(response.body, dict) else None
+    assert response.status == 201 and created, (
+        f"POST /items answered {response.status} {response.text():.200}; this check needs the item created "
+        "(see the other task 3 checks first)."
+    )
+    lines, _ = json_lines(capsys.readouterr().out)
+    naming = [line for line in lines if created in json.dumps(line)]
+    assert naming, (
+        f"POST /items created the item {created!r}, but no log line names it (the function logged "
+        f"{len(lines)} JSON line(s): {json.dumps(lines)[:300]}).\nLog each new item's id with the module's "
+        'Powertools Logger, e.g. logger.info("Item created", extra={"item_id": item["id"]}): it is how an '
+        "operator finds what a request did."
+    )
+    assert any(line.get("correlation_id") == request_id for line in naming), (
+        f"The log line {json.dumps(naming[0])[:400]} names the new item, but has no correlation_id "
+        f"{request_id!r} (the requestContext.requestId of the request). Keep the starter's "
+        "@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST) on lambda_handler: "
+        "it adds the request id to every line, so a request's lines can be found in CloudWatch."
     )
 
 

@@ -3,24 +3,55 @@
 Each test_taskN_* checks task N of docs/labs/lab02_s3_events.md. A failure tells you what the grader
 sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
 shown to you exactly as written.
+
+Rules and the checks that enforce them (the rules of the lab's page and of each TODO(task N)):
+
+| Task | Rule | Check |
+| --- | --- | --- |
+| 1 | every record of the event gets its own result, read from the bucket and key the record names | test_task1_summarises_every_record_of_the_event |
+| 1 | a result holds source (bucket, decoded key), rows (no header, no blank line), columns, and count/sum/min/max of each numeric column as JSON numbers (blank cells skipped, a column with text not numeric); Content-Type application/json | test_task1_writes_every_field_of_the_summary |
+| 2 | URL-encoded keys are decoded (spaces, parentheses, accents), for reading, the result's key and its source | test_task2_decodes_url_encoded_keys |
+| 2 | ... a real '+' (%2B), a '%' (%25), non-Latin letters, nested prefixes: decoded exactly once | test_task2_decodes_plus_percent_and_unicode_in_keys |
+| 2 | the event S3 itself sends (moto's, through a queue) works | test_task2_handles_the_event_s3_itself_sends |
+| 3 | without OUTPUT_BUCKET or OUTPUT_PREFIX the cold start fails, naming it | test_task3_fails_at_start_naming_a_missing_setting |
+| 3 | results are signed with the decrypted SecureString named by SIGNING_KEY_PARAMETER | test_task3_signs_results_with_the_key_from_parameter_store |
+| 3 | a cold start and three invocations call Parameter Store once | test_task3_fetches_the_key_once_for_several_invocations |
+| 3 | the key is cached five minutes and no longer: a rotated key is used after 300 s, not before | test_task3_uses_a_rotated_key_after_five_minutes_not_before |
+| 3 | the key's value never reaches the logs, at any level | test_task3_never_logs_the_signing_key |
+| 3 | the template passes OUTPUT_BUCKET, OUTPUT_PREFIX and SIGNING_KEY_PARAMETER, and no secret | test_task3_template_passes_names_not_secrets |
+| 4 | an empty, a non-UTF-8 and a ragged file each get an error result that says what is wrong | test_task4_writes_an_error_result_for_each_bad_file |
+| 4 | a deleted object (NoSuchKey) gets no result, and a log line names it | test_task4_skips_an_object_deleted_before_it_is_read |
+| 4 | after a bad file the next records are still summarised | test_task4_carries_on_after_a_bad_file |
+| 5 | the trigger has the key filter prefix uploads/, suffix .csv | test_task5_template_triggers_only_on_uploads_csv |
+| 5 | OUTPUT_BUCKET is !Ref to a separate results bucket | test_task5_template_writes_results_to_another_bucket |
+| 5 | S3ReadPolicy on the uploads bucket, S3WritePolicy on the results bucket, nothing broader; no circular dependency | test_task5_template_reads_the_input_bucket_and_writes_the_output_bucket_only |
+| 5 | read one parameter, the signing key's | test_task5_template_lets_the_function_read_its_parameter_only |
+| 5 | whether the deployed role can decrypt the parameter (KMS) | not graded offline: moto enforces no IAM (said on the page) |
+| 6 | the body is streamed, never read whole; every row counted; a byte-order mark is not part of the first column | test_task6_streams_large_files |
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from datetime import datetime, timedelta
+from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
 from workshop import templates
 from workshop.grading.feedback import learner_code
+from workshop.grading.logs import json_lines
 from workshop.grading.warmup import import_moto_ssm
 from workshop.grading.s3_events import (
     ApiCalls,
@@ -188,10 +219,15 @@ def result_for(setup: Setup, key: str, results: dict[str, StoredResult], sent: s
     return document
 
 
-def check_summary(document: dict, key: str, content: str, rows: int, sums: dict[str, float]) -> None:
+def check_summary(document: dict, key: str, content: str, rows: int, sums: dict[str, float], bucket: str = "") -> None:
     header = content.splitlines()[0].split(",")
     assert "error" not in document, (
         f"The result for {key!r} is an error, {document.get('error')!r}, for a valid file:\n{content}"
+    )
+    source = {"bucket": bucket, "key": key}
+    assert not bucket or document.get("source") == source, (
+        f"The result for {key!r} has the source {json.dumps(document.get('source'))}; expected {json.dumps(source)}: "
+        "the bucket the record names and the object's real (decoded) key."
     )
     numeric = document.get("numeric") if isinstance(document.get("numeric"), dict) else {}
     got = {name: numeric[name].get("sum") if isinstance(numeric.get(name), dict) else None for name in sums}
@@ -225,9 +261,95 @@ def test_task1_summarises_every_record_of_the_event(setup, csv_summary, load_eve
         "all of them (event.records), and read the bucket and the key from each record; the third object is "
         f"only in the bucket {other!r}, which its record names."
     )
+    buckets = {record["s3"]["object"]["key"]: record["s3"]["bucket"]["name"] for record in event["Records"]}
     for key in keys:
         content, rows, sums = SALES[key]
-        check_summary(result_for(setup, key, results, "the event"), key, content, rows, sums)
+        check_summary(result_for(setup, key, results, "the event"), key, content, rows, sums, buckets[key])
+
+
+# Every rule of the summary table on the lab's page: a blank line is not a row, a blank cell is skipped,
+# a column with any text in it is not numeric (even when its last value is a number), negative numbers
+# and decimals count, and a quoted text cell may hold a comma. Windows line endings, as spreadsheets write.
+# NaN and inf are not numbers (JSON has no way to write them); 1e308, a double's order of magnitude, is one.
+EVERY_RULE_KEY = "uploads/2026/q1/every-rule.csv"
+EVERY_RULE = (
+    "region,units,price,discount,code,note,peak,ratio\r\n"
+    "north,12,2.50,-1.5,A1,first,1e308,NaN\r\n"
+    "\r\n"
+    "south,3,10,,B2,,,1\r\n"
+    'east,-4,0.25,-0.5,7,"a note, with a comma",,inf\r\n'
+)
+EVERY_RULE_NUMERIC = {
+    "units": {"count": 3, "sum": 11, "min": -4, "max": 12},
+    "price": {"count": 3, "sum": 12.75, "min": 0.25, "max": 10},
+    "discount": {"count": 2, "sum": -2, "min": -1.5, "max": -0.5},
+    "peak": {"count": 1, "sum": 1e308, "min": 1e308, "max": 1e308},
+}
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def figure_problems(numeric: object) -> list[str]:
+    """How the "numeric" part of the every-rule file's result differs from the page's rules."""
+    if not isinstance(numeric, dict):
+        return [f'"numeric" is {json.dumps(numeric)[:120]}; expected an object with one entry per numeric column']
+    problems = []
+    for column, expected in EVERY_RULE_NUMERIC.items():
+        got = numeric.get(column)
+        if not isinstance(got, dict):
+            problems.append(f"column {column!r}: no figures (expected {expected})")
+            continue
+        for name, value in expected.items():
+            found = got.get(name)
+            if not is_number(found):
+                problems.append(f"column {column!r}: {name} is {json.dumps(found)}, expected the JSON number {value}")
+            elif not math.isfinite(found) or not math.isclose(found, value, rel_tol=1e-9) or (
+                name == "count" and not isinstance(found, int)
+            ):
+                problems.append(f"column {column!r}: {name} is {found}, expected {value}")
+    for column in sorted(set(numeric) - set(EVERY_RULE_NUMERIC)):
+        problems.append(f"column {column!r} has figures, but it holds text (NaN and inf count as text): "
+                        "it is not a numeric column")
+    return problems
+
+
+def test_task1_writes_every_field_of_the_summary(setup, csv_summary, load_event, lambda_context):
+    # GIVEN a CSV file that exercises every rule of the page's summary table
+    event = records_alone(addressed_to(load_event("s3_put_several"), setup.uploads))[0]
+    event["Records"][0]["s3"]["object"]["key"] = quote_plus(EVERY_RULE_KEY, safe="/")
+    put_objects(setup.uploads, {EVERY_RULE_KEY: EVERY_RULE.encode()})
+
+    # WHEN it is summarised
+    invoke(csv_summary, event, lambda_context, f"a record for {EVERY_RULE_KEY!r}")
+
+    # THEN its result holds source, rows, columns and the count, sum, min and max of each numeric column
+    results = setup.results()
+    document = result_for(setup, EVERY_RULE_KEY, results, f"summarising {EVERY_RULE_KEY!r}")
+    problems = []
+    if "error" in document:
+        problems.append(f"the result is an error, {document['error']!r}, for a valid file")
+    source = {"bucket": setup.uploads, "key": EVERY_RULE_KEY}
+    if document.get("source") != source:
+        problems.append(f'"source" is {json.dumps(document.get("source"))}, expected {json.dumps(source)}')
+    if document.get("rows") != 3:
+        problems.append(f'"rows" is {json.dumps(document.get("rows"))}, expected 3 (the blank line is not a row)')
+    columns = EVERY_RULE.splitlines()[0].split(",")
+    if document.get("columns") != columns:
+        problems.append(f'"columns" is {json.dumps(document.get("columns"))}, expected {json.dumps(columns)}')
+    problems += figure_problems(document.get("numeric"))
+    content_type = client("s3").head_object(Bucket=setup.output, Key=setup.result_key(EVERY_RULE_KEY))["ContentType"]
+    if content_type != "application/json":
+        problems.append(f"the result's Content-Type is {content_type!r}, expected 'application/json'")
+    assert not problems, (
+        f"The result for {EVERY_RULE_KEY!r} does not follow the page's summary table:\n"
+        + "\n".join(f"  - {problem}" for problem in problems)
+        + f"\nThe file:\n{EVERY_RULE}\nThe result: {json.dumps(document)[:600]}\n"
+        "A blank line is not a row; a blank cell is skipped; a column with any text in it is not numeric, and "
+        "neither is one with NaN or inf, which JSON cannot write; count, sum, min and max are "
+        "JSON numbers (put_signed_json's json_number writes the Decimals)."
+    )
 
 
 # --- task 2 ----------------------------------------------------------------------------------------
@@ -260,7 +382,54 @@ def test_task2_decodes_url_encoded_keys(setup, csv_summary, load_event, lambda_c
             "Decode the key with urllib.parse.unquote_plus before you use it."
         )
         document = result_for(setup, key, results, f"the record for {key!r}")
-        check_summary(document, key, content, 2, {"units": 8, "revenue": 21})
+        check_summary(document, key, content, 2, {"units": 8, "revenue": 21}, setup.uploads)
+
+
+# Names that trip a decoding shortcut: a literal '+' (sent as %2B), a '%' (sent as %25), a name that looks
+# encoded itself (decoding twice turns 'a%41b' into 'aAb'), non-Latin letters, and nested prefixes.
+TRICKY_KEYS = (
+    "uploads/2026/03/Q1 +10% (draft).csv",
+    "uploads/r\u00e9gions/\u65e5\u672c \u30c7\u30fc\u30bf.csv",
+    "uploads/raw/a%41b & c=d.csv",
+)
+
+
+def test_task2_decodes_plus_percent_and_unicode_in_keys(setup, csv_summary, load_event, lambda_context):
+    # GIVEN objects whose names hold '+', '%', non-Latin letters and several prefixes
+    template = records_alone(addressed_to(load_event("s3_put_encoded_key"), setup.uploads))[0]
+    content = f"{SALES_HEADER}\nwest,tea,6,15.00\n"
+    problems = []
+    for key in TRICKY_KEYS:
+        put_objects(setup.uploads, {key: content.encode()})
+        sent_key = quote_plus(key, safe="/")  # as S3 encodes it: a space is '+', a '+' is '%2B'
+        event = json.loads(json.dumps(template))
+        event["Records"][0]["s3"]["object"]["key"] = sent_key
+
+        # WHEN each record arrives
+        invoke(
+            csv_summary,
+            event,
+            lambda_context,
+            f"a record for the object {key!r}, whose key arrives as {sent_key!r}",
+            advice="Decode the key exactly once, with urllib.parse.unquote_plus (a '+' in the event is a space, "
+            "'%2B' a real '+', '%25' a real '%').",
+        )
+
+        # THEN its result is named after the real key, once decoded
+        results = setup.results()
+        if setup.result_key(key) not in results:
+            problems.append(f"{sent_key!r} (the object {key!r}): no result {setup.result_key(key)!r}")
+            continue
+        source = (results[setup.result_key(key)].document or {}).get("source")
+        if not isinstance(source, dict) or source.get("key") != key:
+            problems.append(f"{sent_key!r}: the result's source is {json.dumps(source)}, expected the key {key!r}")
+    assert not problems, (
+        "Some URL-encoded keys were not decoded to the object's real name:\n"
+        + "\n".join(f"  - {problem}" for problem in problems)
+        + f"\nThe output bucket holds {describe_keys(setup.results())}.\nurllib.parse.unquote_plus(key), exactly "
+        "once, decodes all of them: unquote() leaves the '+' of a space, replacing '+' after decoding turns a real '+' "
+        "into a space, and decoding twice turns '%41' in a name into 'A'."
+    )
 
 
 def test_task2_handles_the_event_s3_itself_sends(setup, csv_summary, lambda_context):
@@ -285,7 +454,7 @@ def test_task2_handles_the_event_s3_itself_sends(setup, csv_summary, lambda_cont
         f"S3 sent the key {sent_key!r} for the object {key!r}. Expected the result {setup.result_key(key)!r}; "
         f"the output bucket holds {describe_keys(results)}.\nDecode the key with urllib.parse.unquote_plus."
     )
-    check_summary(result_for(setup, key, results, "S3's event"), key, content, 1, {"units": 10, "revenue": 25})
+    check_summary(result_for(setup, key, results, "S3's event"), key, content, 1, {"units": 10, "revenue": 25}, setup.uploads)
 
 
 # --- task 3 ----------------------------------------------------------------------------------------
@@ -393,6 +562,122 @@ def test_task3_fetches_the_key_once_for_several_invocations(setup, load_handler,
     )
 
 
+class PowertoolsClock:
+    """The clock Powertools Parameters reads to expire its cache (datetime.now() in its base module), held
+    still and moved by the grader: five minutes pass in no time, and always the same way."""
+
+    START = datetime(2026, 3, 2, 9, 0, 0)
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = self.START
+        clock = self
+
+        class Frozen(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return clock.now
+
+        monkeypatch.setattr(parameters_base, "datetime", Frozen)
+
+    def at(self, seconds: float) -> None:
+        self.now = self.START + timedelta(seconds=seconds)
+
+
+def powertools_settings(lab_dir) -> dict[str, str]:
+    """The POWERTOOLS_PARAMETERS_* variables the template gives the function (max_age may be set there)."""
+    try:
+        _, _, function = deployed_function(lab_dir)
+    except Exception:  # a template that does not transform: task 5 says why
+        return {}
+    variables = (function.get("Environment") or {}).get("Variables") or {}
+    return {name: str(value) for name, value in variables.items()
+            if name.startswith("POWERTOOLS_PARAMETERS_") and isinstance(value, str | int)}
+
+
+def test_task3_uses_a_rotated_key_after_five_minutes_not_before(setup, load_handler, load_event, lambda_context, monkeypatch, lab_dir):
+    # GIVEN Powertools' clock held by the grader, and the function after its first invocation
+    clock = PowertoolsClock(monkeypatch)
+    with learner_code(f"Importing {APP} (the cold start)"):
+        handler = load_handler(FUNCTION, **powertools_settings(lab_dir), **setup.environment)
+    event = records_alone(addressed_to(load_event("s3_put_several"), setup.uploads))[0]
+    key = key_of(event)
+    put_objects(setup.uploads, {key: SALES[key][0].encode()})
+    old, new = setup.signing_key, uuid.uuid4().hex
+
+    def signed_with(when: str) -> str:
+        invoke(handler, event, lambda_context, f"a record for {key!r} {when}")
+        result = setup.results().get(setup.result_key(key))
+        signature = result.metadata.get("signature", "") if result else ""
+        for name, value in (("the old key", old), ("the new key", new)):
+            if signature == hmac.new(value.encode(), result.body, hashlib.sha256).hexdigest():
+                return name
+        return "neither key"
+
+    first = signed_with("(the first invocation)")
+    assert first == "the old key", (
+        f"The first result for {key!r} is signed with {first}, not the parameter's value: see "
+        "test_task3_signs_results_with_the_key_from_parameter_store first."
+    )
+
+    # WHEN the parameter is given a new value (a rotation) ...
+    client("ssm").put_parameter(Name=setup.parameter, Value=new, Type="SecureString", Overwrite=True)
+    # ... and an invocation arrives 4 min 59 s after the first, then another 5 min 0.5 s after it
+    clock.at(299)
+    before = signed_with("4 minutes 59 seconds after the first invocation, the key rotated meanwhile")
+    clock.at(300.5)
+    after = signed_with("5 minutes and half a second after the first invocation")
+
+    # THEN the cached key is used until five minutes have passed, and the new one from then on
+    assert before == "the old key", (
+        f"4 min 59 s after the first invocation, with the parameter changed meanwhile, the result was signed "
+        f"with {before}: your code asked Parameter Store again before five minutes had passed. Cache the key "
+        "for 300 seconds: parameters.get_parameter(name, decrypt=True, max_age=300), not a smaller max_age, "
+        "not force_fetch=True and not a boto3 call of your own, so that the key is fetched at most once every "
+        "five minutes per execution environment."
+    )
+    assert after == "the new key", (
+        f"5 min 0.5 s after the first invocation, the parameter having changed, the result was still signed "
+        f"with {after}: a rotated key must be in use within five minutes. A key fetched once at import, or "
+        "cached for longer than 300 seconds, is never (or too late) replaced: call "
+        "parameters.get_parameter(name, decrypt=True, max_age=300) in the handler, where you sign."
+    )
+
+
+LIBRARY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "moto", "werkzeug")
+
+
+def test_task3_never_logs_the_signing_key(setup, load_handler, load_event, lambda_context, capsys, caplog):
+    # GIVEN the function logging at DEBUG, and every log record and line it writes captured
+    caplog.set_level(logging.DEBUG)
+    with learner_code(f"Importing {APP} (the cold start)"):
+        # A service name of its own: Powertools sets a logger's level once per service and process.
+        handler = load_handler(
+            FUNCTION,
+            **{**setup.environment, "POWERTOOLS_SERVICE_NAME": f"csv-summary-{uuid.uuid4().hex[:8]}"},
+            POWERTOOLS_LOG_LEVEL="DEBUG",
+        )
+    good = records_alone(addressed_to(load_event("s3_put_several"), setup.uploads))[0]
+    put_objects(setup.uploads, {key_of(good): SALES[key_of(good)][0].encode()})
+
+    # WHEN a good file, the bad files and a deleted object are summarised
+    for event in (good, bad_files_event(load_event, setup)):
+        # Other checks grade the results; this one only reads the logs.
+        with contextlib.suppress(Exception):
+            handler(event, lambda_context)
+
+    # THEN the signing key's value is nowhere in them (the AWS libraries' own debug records aside)
+    out, err = capsys.readouterr()
+    records = [r for r in caplog.records if not r.name.startswith(LIBRARY_LOGGERS)]
+    leaked = [line for line in (out + err).splitlines() if setup.signing_key in line]
+    leaked += [f"{r.name}: {r.getMessage()}" for r in records if setup.signing_key in f"{r.getMessage()} {vars(r)}"]
+    assert not leaked, (
+        f"The signing key's value ({setup.signing_key[:6]}...) is in the function's logs:\n"
+        + "\n".join(f"  {line[:300]}" for line in leaked[:3])
+        + "\nLogs are read by many more people and tools than may read the parameter, and kept for weeks: "
+        "never log a secret, not even at DEBUG (its name, SIGNING_KEY_PARAMETER, is fine)."
+    )
+
+
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL", re.I)
 
 
@@ -466,9 +751,12 @@ def test_task4_writes_an_error_result_for_each_bad_file(setup, csv_summary, load
     )
 
 
-def test_task4_skips_an_object_deleted_before_it_is_read(setup, csv_summary, load_event, lambda_context):
+def test_task4_skips_an_object_deleted_before_it_is_read(setup, load_handler, load_event, lambda_context, capsys):
     # GIVEN a record for an object that was deleted before the function could read it
+    with learner_code(f"Importing {APP} (the cold start)"):
+        csv_summary = load_handler(FUNCTION, **setup.environment)  # here, so that its log goes to capsys
     event = next(alone for alone in records_alone(bad_files_event(load_event, setup)) if key_of(alone) == DELETED)
+    capsys.readouterr()
 
     # WHEN it arrives
     invoke(
@@ -485,6 +773,14 @@ def test_task4_skips_an_object_deleted_before_it_is_read(setup, csv_summary, loa
     assert setup.result_key(DELETED) not in results, (
         f"The object {DELETED!r} does not exist, yet the output bucket has a result for it: "
         f"{results[setup.result_key(DELETED)].body[:200]!r}. Log it and skip it: there is nothing to summarise."
+    )
+    # AND a log line names it, for whoever wonders where its summary is
+    lines, other = json_lines(capsys.readouterr().out)
+    assert any(DELETED in json.dumps(line) for line in lines) or any(DELETED in line for line in other), (
+        f"The object {DELETED!r} was skipped, but no log line names it (the function logged "
+        f"{json.dumps(lines)[:300] or 'nothing'}). Log the skip with its key, e.g. "
+        'logger.warning("Object gone before it was read", extra={"key": key}): otherwise a missing summary '
+        "has no explanation anywhere."
     )
 
 
@@ -674,10 +970,11 @@ ONE_READ_LIMIT = 1024 * 1024
 
 
 def large_csv() -> bytes:
+    """About 2.4 MB of CSV, saved as spreadsheets save "CSV UTF-8": with a byte-order mark first."""
     notes = "n" * 180
     lines = ["id,region,units,price,notes"]
     lines += [f"{n},{('north', 'south', 'east')[n % 3]},{n % 7},{n % 100}.25,{notes}" for n in range(LARGE_ROWS)]
-    return ("\n".join(lines) + "\n").encode()
+    return ("\ufeff" + "\n".join(lines) + "\n").encode()
 
 
 def test_task6_streams_large_files(setup, csv_summary, load_event, lambda_context, monkeypatch):
@@ -696,7 +993,7 @@ def test_task6_streams_large_files(setup, csv_summary, load_event, lambda_contex
         + "\n".join(f"  {read}" for read in reads.reads[:3])
         + "\nThe whole file then sits in the function's memory (and, decoded, twice): a large upload fails "
         "with an out-of-memory error, or needs memory you pay for on every invocation. Stream it: "
-        "codecs.getreader(\"utf-8\")(body), io.TextIOWrapper(body, encoding=\"utf-8\", newline=\"\") or "
+        "codecs.getreader(\"utf-8-sig\")(body), io.TextIOWrapper(body, encoding=\"utf-8-sig\", newline=\"\") or "
         "body.iter_lines() give csv.reader one line at a time."
     )
     # ... and every row was counted
@@ -710,4 +1007,11 @@ def test_task6_streams_large_files(setup, csv_summary, load_event, lambda_contex
     assert document.get("rows") == LARGE_ROWS, (
         f"The result for {LARGE_KEY!r} counts {document.get('rows')!r} rows; the file has {LARGE_ROWS:,}. "
         "Read the stream line by line until its end."
+    )
+    columns = document.get("columns") if isinstance(document.get("columns"), list) else [None]
+    assert columns[:1] == ["id"], (
+        f"The result for {LARGE_KEY!r} names its first column {columns[0]!r}; expected 'id'. The file starts "
+        "with a UTF-8 byte-order mark (\\ufeff), as spreadsheets write it: decode with \"utf-8-sig\", which drops "
+        "it, as the starter's body.decode(\"utf-8-sig\") did: io.TextIOWrapper(body, encoding=\"utf-8-sig\", "
+        "newline=\"\") or codecs.getreader(\"utf-8-sig\")(body)."
     )

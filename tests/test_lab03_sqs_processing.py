@@ -3,6 +3,36 @@
 Each test_taskN_* checks task N of docs/labs/lab03_sqs_processing.md. A failure tells you what the grader
 sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
 shown to you exactly as written.
+
+Rules and the checks that enforce them (the page's tasks and the TODO(task N) of the starter):
+
+| Rule | Check |
+| --- | --- |
+| 1: each valid order is written under its order_id, with its customer, its items and its total | test_task1_writes_each_valid_order_with_its_exact_total |
+| 1: the total is Decimal, quantity x unit_price added up exactly and quantized to the cent | test_task1_writes_each_valid_order_with_its_exact_total |
+| 2: batchItemFailures names exactly the poison messages of sqs_orders_mixed.json | test_task2_reports_exactly_the_poison_messages_of_a_batch |
+| 2: every valid order of a batch is written, after the poison ones too; no poison one is | test_task2_writes_every_valid_order_of_a_batch_with_poison_messages |
+| 2: each row of the page's table of poison messages is refused; a short but valid order is not | test_task2_rejects_every_kind_of_invalid_order |
+| 2: a message whose write fails (throttled, denied) is reported, not swallowed; the others are not | test_task2_reports_a_message_whose_write_fails |
+| 2: the BatchProcessor is created once, at module level | test_task2_creates_the_batch_processor_once_per_cold_start |
+| 3: each failure logs a JSON ERROR line with the exception, function_name and the message id as correlation_id | test_task3_logs_each_failure_as_json_with_the_context_and_the_message_id |
+| 3: the failure still reaches Lambda after it is logged (raised again, or reported) | test_task3_logs_each_failure_as_json_with_the_context_and_the_message_id |
+| 3: lambda_handler is traced with capture_lambda_handler, the record's processing with capture_method | test_task3_traces_the_handler_and_the_processing_of_each_record |
+| 4: an order sent twice in one batch is written once, with its first total, and is not a failure | test_task4_writes_an_order_sent_twice_in_one_batch_once |
+| 4: a message delivered again changes nothing and is not a failure | test_task4_keeps_the_first_write_when_a_message_comes_back |
+| 5: ReportBatchItemFailures, BatchSize 2 to 10,000, MaximumBatchingWindowInSeconds 1 to 300 | test_task5_reports_batch_item_failures_from_batches_of_a_sensible_size |
+| 5: the SQS event polls the queue by its ARN (resolved: not its URL) | test_task5_reports_batch_item_failures_from_batches_of_a_sensible_size |
+| 5: a RedrivePolicy to another queue of the template, by its ARN (resolved: not its URL), maxReceiveCount 2 to 5 | test_task5_redrives_failing_messages_to_a_dead_letter_queue |
+| 5: VisibilityTimeout at least six times the function's Timeout | test_task5_queue_visibility_timeout_is_six_function_timeouts |
+| 5: no function-level dead-letter queue | test_task5_has_no_function_level_dead_letter_queue |
+| 5: SQSPollerPolicy and DynamoDBWritePolicy on this queue and this table only | test_task5_grants_this_queue_and_this_table_only |
+| 5: the role allows PutItem (and polling, with a Role of its own) on the ARNs AWS resolves, not on a URL or an ARN given as a name | test_task5_grants_this_queue_and_this_table_only |
+| 5: least privilege: no `*` resource, no other queue or table, no action beyond SQSPollerPolicy's and DynamoDBWritePolicy's (and GetItem) | test_task5_grants_this_queue_and_this_table_only |
+| 5: TABLE_NAME is !Ref to the table; arm64, a current runtime, the Powertools layer | test_task5_keeps_lab_1s_settings_table_name_arm64_current_runtime_powertools_layer |
+| 6: every message ends in the table (valid, with its total) or in the dead-letter queue (poison) | test_task6_every_message_ends_in_the_table_or_the_dead_letter_queue |
+
+Not checked offline, and named so on the page: the wait of a real visibility timeout, Lambda's throttling
+below MaximumConcurrency, the traces in X-Ray.
 """
 
 from __future__ import annotations
@@ -15,20 +45,29 @@ from collections import Counter
 from decimal import Decimal
 
 import boto3
+import botocore.client
 import pytest
 from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities.batch.base import BasePartialBatchProcessor
+from aws_lambda_powertools.utilities.batch.exceptions import BaseBatchProcessingError
 
 from workshop import templates
 from workshop.grading import sqs_delivery
-from workshop.grading.feedback import learner_code
+from workshop.grading.feedback import LearnerCodeError, learner_code
 from workshop.grading.logs import json_lines
 from workshop.grading.template_checks import (
-    actions,
+    UnresolvedValue,
+    actions_on,
     assert_keeps_lab_1_settings,
+    beyond,
+    explain_arn_mismatch,
     function_by_code_uri,
+    grants_of,
     load_both,
-    policy_statements,
+    resolve_value,
+    resource_arn,
     role_of,
+    within,
 )
 
 FUNCTION = "order_worker"
@@ -64,14 +103,24 @@ def problem_with(body: str) -> str | None:
         order = json.loads(body, parse_float=Decimal)
     except json.JSONDecodeError:
         return "not valid JSON"
+    if not isinstance(order, dict):
+        return "JSON, but not an object"
     missing = [key for key in ("order_id", "customer", "items") if not order.get(key)]
     if missing:
         return f"no {' and no '.join(missing)}"
+    if not all(isinstance(order[key], str) for key in ("order_id", "customer")) or not isinstance(order["items"], list):
+        return "order_id, customer or items of the wrong type"
     for item in order["items"]:
-        if not item.get("sku") or not isinstance(item.get("unit_price"), (int, Decimal)):
-            return "an item without sku or unit_price"
-        if not isinstance(item.get("quantity"), int) or item["quantity"] < 1:
-            return f"quantity {item.get('quantity')}"
+        if not isinstance(item, dict) or not item.get("sku") or not isinstance(item.get("sku"), str):
+            return "an item without sku"
+        price = item.get("unit_price")
+        if isinstance(price, bool) or not isinstance(price, (int, Decimal)):
+            return f"unit_price {price}"
+        if price < 0 or Decimal(price) != Decimal(price).quantize(CENT):
+            return f"unit_price {price}"
+        quantity = item.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            return f"quantity {quantity}"
     return None
 
 
@@ -99,6 +148,12 @@ def claimed_order_id(body: str) -> str | None:
 def label(record: dict) -> str:
     """A record as the learner can find it in the event file."""
     return f"message {record['messageId'][:8]}... ({problem_with(record['body']) or order_id(record)})"
+
+
+def with_body(record: dict, body: object) -> dict:
+    """A copy of `record` carrying `body` (JSON-encoded unless a string), under a message id of its own."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {**record, "messageId": str(uuid.uuid4()), "body": text}
 
 
 def reported_failures(response: object, event: dict) -> list[str]:
@@ -254,6 +309,184 @@ def test_task2_writes_every_valid_order_of_a_batch_with_poison_messages(order_wo
     assert not written, (
         f"The table holds orders from the poison {written}; an invalid order must not be stored. "
         "Validate every order (fields present, quantity at least 1) before writing it."
+    )
+
+
+
+def invalid_orders(valid: dict) -> list[tuple[str, object]]:
+    """One copy of a valid order per rule of the page's table, each breaking that rule alone."""
+
+    def changed(change) -> dict:
+        order = json.loads(json.dumps(valid))
+        change(order)
+        return order
+
+    def item(**fields) -> dict:
+        return changed(lambda order: order["items"][0].update(fields))
+
+    def without_item_field(name: str) -> dict:
+        return changed(lambda order: order["items"][0].pop(name))
+
+    return [
+        ("a JSON list, not an object", [valid]),
+        ("no order_id", changed(lambda order: order.pop("order_id"))),
+        ("an empty order_id", changed(lambda order: order.update(order_id=""))),
+        ("no customer", changed(lambda order: order.pop("customer"))),
+        ("an empty customer", changed(lambda order: order.update(customer=""))),
+        ("no items", changed(lambda order: order.pop("items"))),
+        ("an empty list of items", changed(lambda order: order.update(items=[]))),
+        ("an item without sku", without_item_field("sku")),
+        ("an item with an empty sku", item(sku="")),
+        ("an item without quantity", without_item_field("quantity")),
+        ("quantity 0", item(quantity=0)),
+        ("quantity 1.5, not a whole number", item(quantity=1.5)),
+        ("an item without unit_price", without_item_field("unit_price")),
+        ("unit_price -0.10", item(unit_price=-0.10)),
+        ('unit_price "cheap", not a number', item(unit_price="cheap")),
+        ("unit_price 0.105, a fraction of a cent", item(unit_price=0.105)),
+    ]
+
+
+def test_task2_rejects_every_kind_of_invalid_order(order_worker, load_event, lambda_context):
+    # GIVEN one batch holding, for each rule of the page's table, a copy of a valid order that breaks that rule
+    # alone (each under an order_id of its own), then the valid order itself, and an empty table. The valid order
+    # is short but valid: one-character ids and sku, and a free item (unit_price 0)
+    handler, table_name = order_worker()
+    template = load_event("sqs_orders_valid")["Records"][0]
+    valid = {**json.loads(template["body"]), "order_id": "7", "customer": "c"}
+    valid["items"] = [*valid["items"], {"sku": "X", "quantity": 1, "unit_price": 0}]
+    records, rules = [], {}
+    for number, (rule, body) in enumerate(invalid_orders(valid), start=1):
+        if isinstance(body, dict) and body.get("order_id"):
+            body["order_id"] = f"{valid['order_id']}-invalid-{number}"
+        record = with_body(template, body)
+        records.append(record)
+        rules[record["messageId"]] = rule
+    good = with_body(template, valid)
+    event = {"Records": [*records, good]}
+
+    # WHEN the function receives it
+    try:
+        response = invoke(
+            handler, event, lambda_context, f"a batch of {len(records)} invalid orders and 1 valid one",
+            advice=WHOLE_BATCH_LESSON,
+        )
+    except LearnerCodeError as error:
+        if not isinstance(error.__cause__, BaseBatchProcessingError):
+            raise
+        # Powertools raises when every record failed: the same answer as naming them all in batchItemFailures
+        response = {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in event["Records"]]}
+
+    # THEN it reports every invalid order as failed, writes none of them, and writes the valid one
+    failed = reported_failures(response, event)
+    stored = stored_orders(table_name)
+    accepted = [rule for message, rule in rules.items() if message not in failed]
+    assert not accepted, (
+        f"Your lambda_handler did not report as failed the orders with {accepted} (each a copy of "
+        f"{valid['order_id']} of events/sqs_orders_valid.json, with that one change). Each breaks a rule of the "
+        "page's table, so it can never succeed: raise for it in the record handler. A pydantic model says it in "
+        "one place: order_id and customer str with Field(min_length=1), items a list with Field(min_length=1), "
+        "sku str with Field(min_length=1), quantity int with Field(gt=0), unit_price Decimal with Field(ge=0)."
+    )
+    written = sorted(oid for oid in stored if oid.startswith(f"{valid['order_id']}-invalid-") or oid == "")
+    assert not written, f"The table holds the invalid orders {written}: validate each order before writing it."
+    assert good["messageId"] not in failed and valid["order_id"] in stored, (
+        f"Your lambda_handler reported the valid order {json.dumps(valid)}, last in the batch, as failed, or did not "
+        f"write it (the table holds {sorted(stored)}). It is short but valid: an order_id, customer and sku of one "
+        "character are still there, and an item may be free (unit_price 0). Only the invalid messages should fail "
+        "(task 1 first, if it fails)."
+    )
+
+
+# The errors DynamoDB answers a write with when it cannot take it now, or at all.
+WRITE_ERRORS = {
+    "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was "
+    "exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+    "AccessDeniedException": "User: arn:aws:sts::123456789012:assumed-role/order-worker-role is not authorized to "
+    "perform: dynamodb:PutItem on resource: the orders table",
+}
+
+
+def failing_writes(monkeypatch: pytest.MonkeyPatch, errors: dict[str, str]) -> list[str]:
+    """Make DynamoDB refuse to write the orders named in `errors` (order_id -> error code), through a client or a
+    resource alike; returns the list of order ids it refused, as it refuses them."""
+    original = botocore.client.BaseClient._make_api_call
+    refused: list[str] = []
+
+    def refusing(client, operation_name, api_params):
+        if client.meta.service_model.service_name == "dynamodb" and operation_name == "PutItem":
+            key = (api_params.get("Item") or {}).get("order_id")
+            key = key.get("S") if isinstance(key, dict) else key  # a client's item is typed: {"S": "ord-1"}
+            if key in errors:
+                refused.append(key)
+                code = errors[key]
+                response = {"Error": {"Code": code, "Message": WRITE_ERRORS[code]}, "ResponseMetadata": {}}
+                raise client.exceptions.from_code(code)(response, operation_name)
+        return original(client, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refusing)
+    return refused
+
+
+def test_task2_reports_a_message_whose_write_fails(monkeypatch, order_worker, load_event, lambda_context):
+    # GIVEN the batch of three valid orders, and DynamoDB refusing two of the writes: the first one throttled
+    # (ProvisionedThroughputExceededException), the last one denied (AccessDeniedException)
+    handler, table_name = order_worker()
+    event = load_event("sqs_orders_valid")
+    first, middle, last = event["Records"]
+    errors = {order_id(first): "ProvisionedThroughputExceededException", order_id(last): "AccessDeniedException"}
+    refused = failing_writes(monkeypatch, errors)
+
+    # WHEN the function receives it
+    response = invoke(
+        handler, event, lambda_context, "events/sqs_orders_valid.json while DynamoDB refused two of its writes",
+        advice=WHOLE_BATCH_LESSON,
+    )
+
+    # THEN the two messages whose write failed are reported as failed, and only they
+    failed = reported_failures(response, event)
+    assert refused, (
+        f"Your code wrote none of the orders {sorted(errors)} with put_item (the grader refuses those writes "
+        "to see what your code does then). Write each order with table.put_item (task 1)."
+    )
+    lost = [f"{order_id(r)} ({errors[order_id(r)]})" for r in (first, last) if r["messageId"] not in failed]
+    assert not lost, (
+        f"DynamoDB refused to write {lost}, and your lambda_handler returned {response!r:.300}: it did not report "
+        "those messages as failed, so Lambda deletes them and the orders are lost. Only a duplicate "
+        "(ConditionalCheckFailedException) is success: catch that exception alone, or check "
+        "error.response[\"Error\"][\"Code\"] and raise every other error again, so that the message comes back "
+        "and is retried."
+    )
+    assert middle["messageId"] not in failed and order_id(middle) in stored_orders(table_name), (
+        f"The write of {order_id(middle)} succeeded, yet your lambda_handler reports it as failed or did not write "
+        "it. Only the messages whose write failed should come back."
+    )
+
+
+def test_task2_creates_the_batch_processor_once_per_cold_start(monkeypatch, order_worker, load_event, lambda_context):
+    # GIVEN a count of the Powertools batch processors created (BatchProcessor and its kin), from the import on
+    created: list[str] = []
+    original = BasePartialBatchProcessor.__init__
+
+    def counting(self, *args, **kwargs):
+        created.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BasePartialBatchProcessor, "__init__", counting)
+    handler, _ = order_worker()
+    at_import = len(created)
+
+    # WHEN two batches arrive in the same execution environment (a cold start, then a warm invocation)
+    for name in ("sqs_orders_valid", "sqs_orders_mixed"):
+        with contextlib.suppress(Exception):  # other checks grade what it answers; this one counts processors
+            handler(load_event(name), lambda_context)
+
+    # THEN no processor was created by an invocation: the one created at import serves every batch
+    during = created[at_import:]
+    assert not during, (
+        f"Your code created {len(during)} {during[0]} object(s) during 2 invocations ({at_import} at import). "
+        "Create processor = BatchProcessor(event_type=EventType.SQS) once, at module level, next to the logger, "
+        "and pass it to process_partial_response(..., processor=processor): warm invocations reuse it."
     )
 
 
@@ -451,6 +684,14 @@ def queue_settings(cfn: dict, name: str) -> sqs_delivery.QueueSettings:
         raise AssertionError(f"template.yaml: {error}.") from None
 
 
+def resolved_arn(value: object, cfn: dict) -> str:
+    """What a template value deploys as (with the grader's stand-in names), for a message."""
+    try:
+        return str(resolve_value(value, cfn))
+    except UnresolvedValue as error:
+        return f"something the grader could not work out ({error})"
+
+
 def event_source(lab_dir) -> tuple[str, dict, dict, str, dict]:
     """The function's name and deployed properties, its SQS event source mapping, its queue's name and properties."""
     sam, cfn = load_both(lab_dir)
@@ -466,8 +707,16 @@ def event_source(lab_dir) -> tuple[str, dict, dict, str, dict]:
 
 def test_task5_reports_batch_item_failures_from_batches_of_a_sensible_size(lab_dir):
     # GIVEN the SQS event source of the function, as AWS deploys it
-    name, _, mapping, _, _ = event_source(lab_dir)
+    name, _, mapping, queue, _ = event_source(lab_dir)
+    _, cfn = load_both(lab_dir)
 
+    # THEN it polls the queue by its ARN (what an event source mapping needs) ...
+    resolved, arn = resolved_arn(mapping.get("EventSourceArn"), cfn), resource_arn(cfn, queue)
+    assert resolved == arn, (
+        f"{name}'s SQS event polls {resolved}, not the ARN of {queue} ({arn}): AWS refuses to create the event "
+        f"source mapping. An SQS event's Queue takes the queue's ARN, !GetAtt {queue}.Arn (a queue's !Ref is "
+        "its URL)."
+    )
     # THEN Lambda reads batchItemFailures ...
     assert "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []), (
         f"{name}'s SQS event has FunctionResponseTypes {mapping.get('FunctionResponseTypes') or 'none'}; expected "
@@ -500,9 +749,12 @@ def test_task5_redrives_failing_messages_to_a_dead_letter_queue(lab_dir):
         "until its retention period ends (4 days by default), failing every time. Add "
         "RedrivePolicy: {deadLetterTargetArn: !GetAtt OrdersDeadLetterQueue.Arn, maxReceiveCount: 3}."
     )
-    assert templates.references(redrive.get("deadLetterTargetArn")) & others, (
-        f"{queue_name}'s RedrivePolicy.deadLetterTargetArn is {redrive.get('deadLetterTargetArn')!r}; expected "
-        f"!GetAtt <another queue of the template>.Arn (the other queues: {sorted(others) or 'none'})."
+    target = redrive.get("deadLetterTargetArn")
+    resolved = resolved_arn(target, cfn)
+    assert templates.references(target) & others and resolved in {resource_arn(cfn, q) for q in others}, (
+        f"{queue_name}'s RedrivePolicy.deadLetterTargetArn is {target!r}, which deploys as {resolved}; expected "
+        f"the ARN of another queue of the template, !GetAtt <queue>.Arn (the other queues: {sorted(others) or 'none'})"
+        + (". A queue's !Ref is its URL: SQS refuses it as a deadLetterTargetArn." if "https://" in resolved else ".")
     )
     count = templates.as_int(redrive.get("maxReceiveCount"), None)
     assert count is not None and 2 <= count <= 5, (
@@ -538,42 +790,92 @@ def test_task5_has_no_function_level_dead_letter_queue(lab_dir):
     )
 
 
+# What the worker's work needs, and the most its policies may allow (lower case, as IAM compares actions).
+# SAM attaches AWSLambdaSQSQueueExecutionRole by itself, which lets Lambda poll (on every queue); with a
+# Role of your own, the role must allow the polling itself.
+POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+POLLER_ACTIONS = frozenset(  # SQSPollerPolicy
+    f"sqs:{a}" for a in ("changemessagevisibility", "changemessagevisibilitybatch", "deletemessage",
+                         "deletemessagebatch", "getqueueattributes", "receivemessage")
+)
+TABLE_ACTIONS = frozenset(  # DynamoDBWritePolicy, and a GetItem for a learner who reads before writing
+    f"dynamodb:{a}" for a in ("putitem", "updateitem", "batchwriteitem", "getitem", "conditioncheckitem")
+)
+
+
+def mismatch(grants: list, logical_id: str, arn: str) -> str:
+    """Where a policy names a resource but resolves to another ARN: what it resolves to, and why."""
+    for grant in grants:
+        for written, resolved in zip(grant.written, grant.resources):
+            if logical_id in templates.references(written) and not within(resolved, arn):
+                why = explain_arn_mismatch(resolved, arn)
+                return (
+                    f"Your policy names {logical_id}, but the ARN SAM builds from it is {resolved}, which matches "
+                    "nothing in AWS" + (f": {why}" if why else "") + "."
+                )
+    return ""
+
+
 def test_task5_grants_this_queue_and_this_table_only(lab_dir):
-    # GIVEN the role the function runs with, as AWS deploys it
+    # GIVEN the role the function runs with, as AWS deploys it, every ARN resolved as AWS would (with the
+    # grader's stand-in names for your account and stack)
     sam, cfn = load_both(lab_dir)
     name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     queue = queue_settings(cfn, name).queue
     role = role_of(cfn, function)
-    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
+    variable = ((function.get("Environment") or {}).get("Variables") or {}).get("TABLE_NAME")
+    tables = sorted(templates.references(variable) & {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")})
+    table = tables[0] if tables else next(iter(n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")), None)
+    own = {queue: (resource_arn(cfn, queue), POLLER_ACTIONS)}
+    if table:
+        own[table] = (resource_arn(cfn, table), TABLE_ACTIONS)
 
     # THEN no managed policy beyond the two SAM attaches itself ...
+    managed_arns = [json.dumps(arn) for arn in role.get("ManagedPolicyArns", [])]
     managed = [arn for arn in role.get("ManagedPolicyArns", []) if not any(p in json.dumps(arn) for p in SAM_MANAGED_POLICIES)]
     assert not managed, (
         f"{name}'s role has the managed policies {managed}, which reach every queue or table in the account. "
         "Use SAM policy templates scoped to one resource: SQSPollerPolicy with QueueName: !GetAtt OrdersQueue."
         "QueueName and DynamoDBWritePolicy with TableName: !Ref OrdersTable."
     )
-    # ... enough to write orders ...
-    statements = policy_statements(role)
-    granted = {action for statement in statements for action in actions(statement)}
-    assert "dynamodb:PutItem" in granted, (
-        f"{name} may call {sorted(granted) or 'nothing'}; it needs dynamodb:PutItem on its table. "
-        "Add DynamoDBWritePolicy: {TableName: !Ref OrdersTable} to Policies."
+    grants = grants_of(cfn, role)
+
+    # ... allowed to write orders and to poll, on the real ARNs of its table and its queue ...
+    sam_polls = any("AWSLambdaSQSQueueExecutionRole" in arn for arn in managed_arns)
+    needs = [("dynamodb:PutItem", table)] + ([] if sam_polls else [(a, queue) for a in POLL_ACTIONS])
+    missing = []
+    for action, logical_id in needs:
+        if logical_id is None:
+            missing.append(f"{action} on the orders table, but the template has no DynamoDB table")
+            continue
+        arn = own[logical_id][0]
+        if not any(grant.allows(action, arn) for grant in grants):
+            missing.append(f"{action} on {logical_id} ({arn}). " + mismatch(grants, logical_id, arn))
+    assert not missing, (
+        f"{name} may not do what its work needs, on the ARNs AWS will check (the grader's stand-in names for "
+        "your account and stack):\n  - " + "\n  - ".join(missing)
+        + "\nAdd DynamoDBWritePolicy: {TableName: !Ref OrdersTable} (a table's !Ref is its name) to Policies"
+        + ("." if sam_polls else ", and SQSPollerPolicy: {QueueName: !GetAtt OrdersQueue.QueueName}: with a Role "
+           "of your own, SAM no longer attaches AWSLambdaSQSQueueExecutionRole.")
     )
-    # ... on this queue and this table only
-    scope = {"sqs": {queue}, "dynamodb": tables}
-    too_broad = [
-        statement
-        for statement in statements
-        for service in {action.split(":")[0] for action in actions(statement)}
-        if "*" in actions(statement)
-        or statement.get("Resource") == "*"
-        or not templates.references(statement.get("Resource")) & scope.get(service, set())
-    ]
+    # ... a policy that names its queue or its table resolves to that resource's ARN ...
+    unmatched = [problem for logical_id, (arn, _) in own.items() if (problem := mismatch(grants, logical_id, arn))]
+    assert not unmatched, (
+        f"{name}'s policy names its resource by a value that deploys as another ARN. {' '.join(unmatched)} "
+        "SQSPollerPolicy takes QueueName: !GetAtt OrdersQueue.QueueName, DynamoDBWritePolicy TableName: "
+        "!Ref OrdersTable."
+    )
+    # ... on this queue and this table only, with no action its work does not need
+    too_broad, too_much = beyond(grants, own)
     assert not too_broad, (
-        f"{name}'s policy reaches beyond its queue ({queue or 'none'}) and its table ({', '.join(sorted(tables))}): "
-        f"{json.dumps(too_broad)[:400]}. Scope every statement to one of them (SAM's SQSPollerPolicy and "
-        "DynamoDBWritePolicy do this for you)."
+        f"{name}'s policy reaches beyond its queue ({queue}: {own[queue][0]}) and its table "
+        f"({table}: {own[table][0] if table else 'none'}): {'; '.join(too_broad)[:600]}. Scope every statement to "
+        "one of them, by name, with no * in the ARN (SAM's SQSPollerPolicy and DynamoDBWritePolicy do this for you)."
+    )
+    assert not too_much, (
+        f"{name}'s policy allows {actions_on(too_much)}, which the worker never does: it polls its "
+        "queue and writes orders. Least privilege: a bug or a stolen credential could do that too. Use the "
+        "policy templates that grant no more: DynamoDBWritePolicy, not DynamoDBCrudPolicy; SQSPollerPolicy."
     )
 
 

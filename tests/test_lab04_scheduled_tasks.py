@@ -6,6 +6,35 @@ shown to you exactly as written.
 
 The grader sets the wall clock your code sees (datetime, date and time), so that a run can start late or
 be retried; DynamoDB, S3 and Powertools keep the real one.
+
+Rules and the checks that enforce them (the page's tasks and the TODO(task N) of the starter):
+
+| Rule | Check |
+| --- | --- |
+| 1: the report is that of the full hour before the event's time, whatever the wall clock says | test_task1_a_late_run_reports_the_hour_before_the_event_time |
+| 1: at midnight, the date steps back too (23:00 of the day before) | test_task1_a_run_just_after_midnight_reports_23_00_of_the_day_before |
+| 1: a run at minutes past the hour (a rate rule) reports the previous full hour | test_task1_a_run_at_23_minutes_past_reports_the_previous_full_hour |
+| 1: hour_start and hour_end: ISO 8601 strings, whole hours, with their UTC offset, one hour apart | the three test_task1_* (check_hour_fields) |
+| 1: the report counts the orders of the event's hour, read for that hour (not the wall clock's) | the three test_task1_* (check_orders_of_the_hour) |
+| 2: the same event twice: one object, at REPORT_PREFIX + YYYY/MM/DD/HH.json, the same content | test_task2_the_same_event_twice_writes_one_report_with_the_same_content |
+| 2: the report is stored as application/json | test_task2_the_same_event_twice_writes_one_report_with_the_same_content |
+| 2: a replay after a late order replaces the report: every order counted once | test_task2_a_rerun_after_a_late_order_replaces_the_report |
+| 3: no Scan; a Query on the index named by INDEX_NAME, of the table named by TABLE_NAME | test_task3_queries_the_hours_partition_of_the_index_and_never_scans |
+| 3: every page is read (LastEvaluatedKey); none of the hours around; revenue exact, in Decimal | test_task3_reads_every_page_of_the_hour_and_adds_up_in_decimal |
+| 3: orders a JSON integer, revenue exact, average_order revenue / orders rounded to the cent | test_task3_writes_every_figure_of_the_report_exact_to_the_cent |
+| 4: OrdersCounted (Count) and Revenue in the namespace of POWERTOOLS_METRICS_NAMESPACE, once per run | test_task4_publishes_the_orders_counted_and_the_revenue_as_metrics |
+| 4: a JSON log line naming the hour or the key, with the Lambda context | test_task4_logs_the_run_as_json_with_the_lambda_context |
+| 4: an empty hour: a report of zeros (average_order 0.00) and zero metrics | test_task4_an_hour_without_orders_writes_a_zero_report_and_zero_metrics |
+| 5: one schedule, an expression EventBridge accepts, every hour, enabled; Scheduler's Input passes the time | test_task5_runs_every_hour_on_a_valid_schedule_expression |
+| 5: Timeout 30 to 300 seconds | test_task5_timeout_fits_an_hourly_job |
+| 5: read the table and its index, write nothing to it; s3:PutObject under the reports prefix only | test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix |
+| 5: dynamodb:Query on the index's ARN and s3:PutObject on a report's ARN, as AWS resolves them (not an ARN given as a name) | test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix |
+| 5: least privilege: no `*` resource, no whole bucket, no action beyond DynamoDBReadPolicy's and s3:PutObject (SAM's SendMessage to the failure queue aside) | test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix |
+| 5: TABLE_NAME, INDEX_NAME, REPORT_BUCKET, REPORT_PREFIX, the metrics namespace; lab 1's settings | test_task5_keeps_lab_1s_settings_configuration_arm64_current_runtime_powertools_layer |
+
+Not checked offline, and named so on the page: EventBridge firing on time, Lambda's retries and on-failure
+destination, CloudWatch turning the EMF lines into metrics and alarms. At an exact half cent, either way of
+rounding the average is right: the page names none.
 """
 
 from __future__ import annotations
@@ -18,16 +47,18 @@ import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from workshop import paths, templates
-from workshop.grading.feedback import learner_code
+from workshop.grading.feedback import LearnerCodeError, learner_code, learner_frames
 from workshop.grading.logs import json_lines
 from workshop.grading.s3_events import client, new_bucket, objects_in
 from workshop.grading.scheduled_jobs import (
@@ -40,12 +71,15 @@ from workshop.grading.scheduled_jobs import (
     schedule_problem,
 )
 from workshop.grading.template_checks import (
-    actions,
     assert_keeps_lab_1_settings,
+    beyond,
+    explain_arn_mismatch,
     function_by_code_uri,
+    grants_of,
     load_both,
-    policy_statements,
+    resource_arn,
     role_of,
+    within,
 )
 
 FUNCTION = "hourly_report"
@@ -55,6 +89,9 @@ PAGE_SIZE = 5
 # Managed policies SAM attaches by itself (the second one with Tracing: Active).
 SAM_MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
 DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ConditionCheckItem", "PartiQLSelect"}
+READ_ACTIONS = frozenset(f"dynamodb:{a.lower()}" for a in DYNAMODB_READS)  # DynamoDBReadPolicy's, and no write
+PUT_ACTIONS = frozenset({"s3:putobject"})  # on the reports prefix only
+SEND_ACTIONS = frozenset({"sqs:sendmessage"})  # SAM's own statement for an on-failure destination queue
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # what EventBridge Scheduler replaces with the scheduled time
 HOUR_IN_KEY = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})")
 
@@ -62,6 +99,11 @@ HOUR_ADVICE = (
     "The hour comes from the event's time (the moment EventBridge scheduled the run), never from the wall "
     "clock: start from datetime.fromisoformat(event[\"time\"])."
 )
+NOT_THE_HOUR = (
+    "This error is not about which hour to report: fix it where the lines above point (reading the orders and "
+    "adding them up is task 3; metrics and logs are task 4), then run this check again."
+)
+CENT = Decimal("0.01")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -249,11 +291,49 @@ def hourly_report(load_handler, lab_dir):
     return load
 
 
-def run(job: Job, event: dict, context, *, clock: datetime, what: str, advice: str = "") -> Any:
-    """Invoke the handler while the wall clock, as the learner's code sees it, says `clock`."""
+Advice = str | Callable[[BaseException], str]
+
+
+def run(job: Job, event: dict, context, *, clock: datetime, what: str, advice: Advice = "") -> Any:
+    """Invoke the handler while the wall clock, as the learner's code sees it, says `clock`. When it raises, the
+    failure says what the grader did, the error and where; then `advice`, or what `advice(error)` says fits it."""
     action = f"Your lambda_handler, given {what} (time {event['time']}), at {clock:%H:%M:%S} by the wall clock,"
-    with frozen_clock(job.module, clock), learner_code(action, advice):
-        return job.handler(event, context)
+    with frozen_clock(job.module, clock):
+        try:
+            with learner_code(action):
+                return job.handler(event, context)
+        except LearnerCodeError as failure:
+            error = failure.__cause__
+            extra = advice(error) if callable(advice) and error is not None else advice
+            if not extra or not isinstance(extra, str):
+                raise
+            raise LearnerCodeError(f"{failure}\n{extra}") from error
+
+
+def mentions(error: BaseException, *words: str) -> bool:
+    """Whether the error's type, its message or the line of the learner's code that raised it holds a word."""
+    frames = learner_frames(error)
+    text = f"{type(error).__name__} {error} {frames[-1].line if frames else ''}".lower()
+    return any(word.lower() in text for word in words)
+
+
+def hour_advice(error: BaseException) -> str:
+    """HOUR_ADVICE for an error about the event's time or the hour, a pointer elsewhere for any other."""
+    python_error = isinstance(error, (ValueError, TypeError, KeyError, AttributeError, IndexError))
+    about_time = mentions(error, "time", "hour", "date", "isoformat", "strptime", "tzinfo", "offset")
+    if python_error and not isinstance(error, botocore.exceptions.ClientError) and about_time:
+        return HOUR_ADVICE
+    return NOT_THE_HOUR
+
+
+def rerun_advice(error: BaseException) -> str:
+    """RERUN_ADVICE for an error in reading the hour's earlier report (a read-modify-write), none for any other."""
+    return RERUN_ADVICE if mentions(error, "get_object", "list_objects", "head_object", "NoSuchKey", "Not Found") else ""
+
+
+def metrics_advice(error: BaseException) -> str:
+    """METRICS_ADVICE for an error of Powertools Metrics, none for any other."""
+    return METRICS_ADVICE if mentions(error, "metric") else ""
 
 
 def hour_of_key(key: str) -> str | None:
@@ -279,6 +359,69 @@ def reports_of_the_hour(job: Job, hour: datetime, after: str) -> list[str]:
     return written
 
 
+def iso_time(value: object) -> datetime | None:
+    """An ISO 8601 time of the report as a datetime, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def check_hour_fields(job: Job, key: str, hour: datetime) -> None:
+    """The report's hour_start and hour_end: the hour's start and end, ISO 8601 strings in UTC, with the offset."""
+    report = job.report(key)
+    for field, moment in (("hour_start", hour), ("hour_end", hour + timedelta(hours=1))):
+        value, time = report.get(field), iso_time(report.get(field))
+        if time is None:
+            why = "it is missing" if field not in report else "it is not an ISO 8601 time as a JSON string"
+        elif time.tzinfo is None:
+            why = (
+                "it has no UTC offset, so whoever reads it takes it for their own local time. datetime.fromisoformat "
+                "keeps the Z of the event's time as UTC (+00:00); strptime needs %z to keep it"
+            )
+        elif time.utcoffset() != timedelta(0):
+            why = "it is not in UTC (+00:00)"
+        elif time.replace(minute=0, second=0, microsecond=0) != time:
+            why = (
+                "it is not a whole hour: truncate the event's time to its hour with "
+                ".replace(minute=0, second=0, microsecond=0) before stepping back one hour"
+            )
+        elif time != moment:
+            why = f"it is another hour ({HOUR_ADVICE})" if field == "hour_start" else "hour_end is hour_start plus one hour"
+        else:
+            continue
+        raise AssertionError(
+            f"The report {key} has {field} {shown(value)}; expected {shown(moment.isoformat())}, the "
+            f"{'start' if field == 'hour_start' else 'end'} of the hour reported ({span(hour)}): {why}."
+        )
+
+
+def check_orders_of_the_hour(job: Job, key: str, hour: datetime, clock: datetime) -> None:
+    """Task 1's count: the orders of the event's hour. When the count is wrong, say whether the orders were read
+    for the wall clock's hour (task 1) or read incompletely (task 3)."""
+    count, expected = job.report(key).get("orders"), len(job.orders_of(hour))
+    if count == expected:
+        return
+    clock_hour = clock.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if count == len(job.orders_of(clock_hour)):
+        why = (
+            f"as many as the wall clock's previous hour has ({span(clock_hour)}). The key names the right hour, but "
+            "the orders were read for the hour of the wall clock: compute the hour once, from the event's time, and "
+            f"use it for the key, the query and the report. {HOUR_ADVICE}"
+        )
+    else:
+        why = (
+            "the key names the right hour, so this is about how your code reads and counts that hour's orders: "
+            "task 3's work (query the index for order_hour, and follow LastEvaluatedKey)"
+        )
+    raise AssertionError(
+        f"The report {key} counts {count!r} orders; {span(hour)} has {expected} in {SEED} (the orders whose "
+        f"order_hour is {hour:%Y-%m-%dT%H}): {why}."
+    )
+
+
 def check_count(job: Job, key: str, hour: datetime, why: str = "") -> None:
     """The report at `key` counts the orders of `hour`, each once."""
     orders = job.orders_of(hour)
@@ -302,16 +445,12 @@ def test_task1_a_late_run_reports_the_hour_before_the_event_time(hourly_report, 
     job.keep_selling_until(when(event["time"]), late)
 
     # WHEN the run starts late, while orders keep coming in: the wall clock says 17:42:19
-    run(job, event, lambda_context, clock=late, what="events/eventbridge_hourly.json", advice=HOUR_ADVICE)
+    run(job, event, lambda_context, clock=late, what="events/eventbridge_hourly.json", advice=hour_advice)
 
     # THEN it wrote the report of 13:00 to 14:00, the full hour before the event's time, with that hour's orders
     keys = reports_of_the_hour(job, hour, f"After a run for {event['time']} that started at {late:%H:%M:%S}")
-    report = job.report(keys[0])
-    count = len(job.orders_of(hour))
-    assert report.get("orders") == count, (
-        f"The report {keys[0]} counts {report.get('orders')!r} orders; {hour:%H:%M} to "
-        f"{hour + timedelta(hours=1):%H:%M} has {count} in {SEED}. Count the orders of the hour the event names."
-    )
+    check_hour_fields(job, keys[0], hour)
+    check_orders_of_the_hour(job, keys[0], hour, late)
 
 
 def test_task1_a_run_just_after_midnight_reports_23_00_of_the_day_before(hourly_report, load_event, lambda_context):
@@ -324,15 +463,30 @@ def test_task1_a_run_just_after_midnight_reports_23_00_of_the_day_before(hourly_
     job.keep_selling_until(when(event["time"]), late)
 
     # WHEN it runs late again, while orders keep coming in: the wall clock says 06:12:44
-    run(job, event, lambda_context, clock=late, what="events/eventbridge_after_midnight.json", advice=HOUR_ADVICE)
+    run(job, event, lambda_context, clock=late, what="events/eventbridge_after_midnight.json", advice=hour_advice)
 
     # THEN it reports 23:00 to midnight of the day before: the date steps back too
     keys = reports_of_the_hour(job, hour, f"After the run for {event['time']}")
-    report = job.report(keys[0])
-    assert report.get("orders") == len(job.orders_of(hour)), (
-        f"The report {keys[0]} counts {report.get('orders')!r} orders; {span(hour)} has "
-        f"{len(job.orders_of(hour))} in {SEED}."
-    )
+    check_hour_fields(job, keys[0], hour)
+    check_orders_of_the_hour(job, keys[0], hour, late)
+
+
+def test_task1_a_run_at_23_minutes_past_reports_the_previous_full_hour(hourly_report, load_event, lambda_context):
+    # GIVEN the orders of seed/orders.json, and the run of 14:23:07 of a rate(1 hour) rule created at 23 minutes
+    # past an hour (events/eventbridge_hourly.json, its time changed by the grader)
+    job = hourly_report()
+    event = load_event("eventbridge_hourly")
+    event["time"] = "2026-11-27T14:23:07Z"
+    hour = expected_hour(event)
+    clock = when(event["time"]) + timedelta(seconds=2)
+
+    # WHEN it runs
+    run(job, event, lambda_context, clock=clock, what="events/eventbridge_hourly.json", advice=hour_advice)
+
+    # THEN it reports the previous full hour, 13:00 to 14:00, not 13:23 to 14:23
+    keys = reports_of_the_hour(job, hour, f"After the run for {event['time']}")
+    check_hour_fields(job, keys[0], hour)
+    check_orders_of_the_hour(job, keys[0], hour, clock)
 
 
 # --- task 2 ----------------------------------------------------------------------------------------
@@ -353,7 +507,7 @@ def test_task2_the_same_event_twice_writes_one_report_with_the_same_content(
     first_clock = when(event["time"]) + timedelta(seconds=0.4)
 
     # WHEN it is delivered twice: on time, and again three minutes later (a retry, or a second delivery)
-    run(job, event, lambda_context, clock=first_clock, what="events/eventbridge_hourly.json", advice=RERUN_ADVICE)
+    run(job, event, lambda_context, clock=first_clock, what="events/eventbridge_hourly.json", advice=rerun_advice)
     first = {key: stored.body for key, stored in job.reports().items()}
     run(
         job,
@@ -361,7 +515,7 @@ def test_task2_the_same_event_twice_writes_one_report_with_the_same_content(
         lambda_context,
         clock=first_clock + timedelta(minutes=3, seconds=12),
         what="the same event again",
-        advice=RERUN_ADVICE,
+        advice=rerun_advice,
     )
 
     # THEN the bucket holds one report, at the hour's key, and the second run wrote the same content
@@ -388,6 +542,12 @@ def test_task2_the_same_event_twice_writes_one_report_with_the_same_content(
         "of the old report and the new figures."
     )
     check_count(job, expected, hour)
+    content_type = client("s3").head_object(Bucket=job.bucket, Key=expected).get("ContentType")
+    assert content_type == "application/json", (
+        f"The report {expected} is stored with the content type {content_type!r}; expected 'application/json', "
+        "so that a browser, the S3 console or a dashboard reads it as JSON: "
+        "put_object(..., ContentType=\"application/json\")."
+    )
 
 
 def test_task2_a_rerun_after_a_late_order_replaces_the_report(hourly_report, load_event, lambda_context):
@@ -396,7 +556,7 @@ def test_task2_a_rerun_after_a_late_order_replaces_the_report(hourly_report, loa
     event = load_event("eventbridge_hourly")
     hour = expected_hour(event)
     clock = when(event["time"]) + timedelta(seconds=0.4)
-    run(job, event, lambda_context, clock=clock, what="events/eventbridge_hourly.json", advice=RERUN_ADVICE)
+    run(job, event, lambda_context, clock=clock, what="events/eventbridge_hourly.json", advice=rerun_advice)
 
     # WHEN an order of 13:59 arrives late, and someone replays the event of 14:00 to include it
     job.add(an_order(hour, minute=59, total=Decimal("10.05")))
@@ -406,7 +566,7 @@ def test_task2_a_rerun_after_a_late_order_replaces_the_report(hourly_report, loa
         lambda_context,
         clock=clock + timedelta(minutes=20),
         what="the same event, replayed",
-        advice=RERUN_ADVICE,
+        advice=rerun_advice,
     )
 
     # THEN the hour's one report is replaced by the figures of all its orders, counted once each
@@ -475,9 +635,13 @@ def test_task3_reads_every_page_of_the_hour_and_adds_up_in_decimal(
         lambda_context,
         clock=when(event["time"]),
         what="events/eventbridge_hourly.json",
-        advice=f"DynamoDB returned at most {PAGE_SIZE} items per page here: code that reads one page sees some "
-        "of the hour's orders, or none at all (the first page of a scan may hold other hours only). Query the "
-        "index, and follow LastEvaluatedKey.",
+        advice=lambda error: (
+            f"DynamoDB returned at most {PAGE_SIZE} items per page here: code that reads one page sees some "
+            "of the hour's orders, or none at all (the first page of a scan may hold other hours only). Query the "
+            "index, and follow LastEvaluatedKey."
+            if mentions(error, "LastEvaluatedKey", "ExclusiveStartKey", "Items", "query", "scan", "Limit")
+            else ""
+        ),
     )
 
     # THEN the report counts every order of the hour, none of the hours around it, and adds up their totals exactly
@@ -501,6 +665,47 @@ def test_task3_reads_every_page_of_the_hour_and_adds_up_in_decimal(
         f"Your report {key} has revenue {shown(report.get('revenue'))}; expected exactly {expected}, the sum of the "
         f"{len(orders)} totals. In float, 0.1 + 0.2 is 0.30000000000000004: DynamoDB returns numbers as Decimal, "
         "so add them up as Decimal, and write str(revenue) to the JSON (json.dumps cannot write a Decimal)."
+    )
+
+
+def test_task3_writes_every_figure_of_the_report_exact_to_the_cent(hourly_report, load_event, lambda_context):
+    # GIVEN the orders of seed/orders.json, and one more order of 10.05 in 13:00 to 14:00 (13 orders, whose
+    # average is not a whole number of cents)
+    job = hourly_report()
+    event = load_event("eventbridge_hourly")
+    hour = expected_hour(event)
+    job.add(an_order(hour, minute=41, total=Decimal("10.05")))
+    orders = job.orders_of(hour)
+
+    # WHEN the run of 14:00 reports 13:00 to 14:00
+    run(job, event, lambda_context, clock=when(event["time"]), what="events/eventbridge_hourly.json")
+
+    # THEN "orders" is a whole number, "revenue" the exact sum, "average_order" revenue / orders to the cent
+    key = job.written_key(hour)
+    assert key, (
+        f"The report bucket holds {sorted(job.reports()) or 'nothing'}; expected the report of {span(hour)} at "
+        f"{job.key(hour)} (task 1 first, if it fails)."
+    )
+    report = job.report(key)
+    count = report.get("orders")
+    assert isinstance(count, int) and not isinstance(count, bool) and count == len(orders), (
+        f"The report {key} has orders {shown(count)}; expected the JSON integer {len(orders)}, the number of the "
+        "hour's orders (len(orders))."
+    )
+    revenue = sum((order["total"] for order in orders), Decimal(0))
+    assert as_decimal(report.get("revenue")) == revenue, (
+        f"The report {key} has revenue {shown(report.get('revenue'))}; expected exactly {revenue}, the sum of the "
+        f"{len(orders)} totals, added up as Decimal and written as str(revenue)."
+    )
+    exact = revenue / len(orders)
+    # Either way of rounding an exact half cent is right: the page names none.
+    accepted = {exact.quantize(CENT, rounding=ROUND_HALF_EVEN), exact.quantize(CENT, rounding=ROUND_HALF_UP)}
+    average = as_decimal(report.get("average_order"))
+    assert average in accepted, (
+        f"The report {key} has average_order {shown(report.get('average_order'))}; expected "
+        f"{shown(str(min(accepted)))}: revenue / orders = {revenue} / {len(orders)} = {exact:.6f}, rounded to the cent "
+        "(neither truncated nor left with more decimals): (revenue / len(orders)).quantize(Decimal(\"0.01\")), "
+        "written as a string."
     )
 
 
@@ -560,7 +765,7 @@ def test_task4_publishes_the_orders_counted_and_the_revenue_as_metrics(
 
     # WHEN it runs
     run(job, event, lambda_context, clock=when(event["time"]), what="events/eventbridge_hourly.json",
-        advice=METRICS_ADVICE)
+        advice=metrics_advice)
 
     # THEN it published, in the function's namespace, the number of orders and the revenue of the hour
     what = f"the run of {event['time']}"
@@ -631,9 +836,12 @@ def test_task4_an_hour_without_orders_writes_a_zero_report_and_zero_metrics(
         f"expected {job.key(hour)}, with \"orders\": 0. A missing report looks like a job that did not run."
     )
     report = job.report(key)
-    assert report.get("orders") == 0 and as_decimal(report.get("revenue")) == 0, (
-        f"The report {key} of an hour without orders says orders {report.get('orders')!r} and revenue "
-        f"{report.get('revenue')!r}; expected 0 and 0."
+    figures = {field: report.get(field) for field in ("orders", "revenue", "average_order")}
+    zero = figures["orders"] == 0 and not isinstance(figures["orders"], bool)
+    assert zero and all(as_decimal(figures[field]) == 0 for field in ("revenue", "average_order")), (
+        f"The report {key} of an hour without orders says {shown(figures)}; expected orders 0, revenue \"0\" and "
+        "average_order \"0.00\" (numbers or strings of numbers): an average of no orders is 0.00 by convention, "
+        "not a division."
     )
     # ... and published zero metrics, so that a graph shows a quiet hour rather than a gap
     what = "the run of an hour without orders"
@@ -718,41 +926,47 @@ def test_task5_timeout_fits_an_hourly_job(lab_dir):
     )
 
 
-def resource_text(value: Any) -> str:
-    """A policy Resource as text: Fn::Sub and Fn::Join spelt out, Ref and GetAtt as ${Name}."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        if "Fn::Sub" in value:
-            inner = value["Fn::Sub"]
-            return str(inner[0] if isinstance(inner, list) else inner)
-        if "Fn::Join" in value and isinstance(value["Fn::Join"], list) and len(value["Fn::Join"]) == 2:
-            separator, parts = value["Fn::Join"]
-            return str(separator).join(resource_text(part) for part in parts or [])
-        if "Ref" in value:
-            return f"${{{value['Ref']}}}"
-        if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            return f"${{{'.'.join(target) if isinstance(target, list) else target}}}"
-    return json.dumps(value)
-
-
-def resources(statement: dict) -> list[Any]:
-    resource = statement.get("Resource", [])
-    return resource if isinstance(resource, list) else [resource]
+def mismatch(grants: list, logical_id: str, arn: str) -> str:
+    """Where a policy names a resource but resolves to another ARN: what it resolves to, and why."""
+    for grant in grants:
+        for written, resolved in zip(grant.written, grant.resources):
+            if logical_id in templates.references(written) and not within(resolved, arn):
+                why = explain_arn_mismatch(resolved, arn) or (
+                    "it is not an ARN (arn:${AWS::Partition}:s3:::${ReportsBucket}/..., with the bucket's name)"
+                    if not resolved.startswith("arn:") else ""
+                )
+                return (
+                    f" Your policy names {logical_id}, but the ARN it deploys as is {resolved}, which matches "
+                    "nothing in AWS" + (f": {why}" if why else "") + "."
+                )
+    return ""
 
 
 def test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix(lab_dir):
-    # GIVEN the role the function runs with, as AWS deploys it
+    # GIVEN the role the function runs with, as AWS deploys it, every ARN resolved as AWS would (with the
+    # grader's stand-in names for your account and stack)
     sam, cfn = load_both(lab_dir)
     name, _, function = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     role = role_of(cfn, function)
-    tables = {n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")}
-    buckets = {n for n, _ in templates.resources_of_type(cfn, "AWS::S3::Bucket")}
-    queues = {n for n, _ in templates.resources_of_type(cfn, "AWS::SQS::Queue")}
-    prefix = ((function.get("Environment") or {}).get("Variables") or {}).get("REPORT_PREFIX")
-    prefix = prefix if isinstance(prefix, str) else "reports/"
-    statements = [s for s in policy_statements(role) if s.get("Effect", "Allow") == "Allow"]
+    variables = (function.get("Environment") or {}).get("Variables") or {}
+    tables = [n for n, _ in templates.resources_of_type(cfn, "AWS::DynamoDB::Table")]
+    buckets = [n for n, _ in templates.resources_of_type(cfn, "AWS::S3::Bucket")]
+    table = next(iter(sorted(templates.references(variables.get("TABLE_NAME")) & set(tables))), tables[0] if tables else None)
+    bucket = next(iter(sorted(templates.references(variables.get("REPORT_BUCKET")) & set(buckets))), buckets[0] if buckets else None)
+    index = variables.get("INDEX_NAME") if isinstance(variables.get("INDEX_NAME"), str) else "by_hour"
+    prefix = variables.get("REPORT_PREFIX")
+    prefix = prefix if isinstance(prefix, str) and prefix.strip("/") else "reports/"
+    # The resources the job may touch: logical id -> (the ARN its statements must stay within, the actions)
+    own: dict[str, tuple[str, frozenset]] = {
+        queue: (resource_arn(cfn, queue), SEND_ACTIONS) for queue, _ in templates.resources_of_type(cfn, "AWS::SQS::Queue")
+    }
+    base = {logical_id: arn for logical_id, (arn, _) in own.items()}  # each resource's own ARN
+    if table:
+        base[table] = resource_arn(cfn, table)
+        own[table] = (base[table], READ_ACTIONS)
+    if bucket:
+        base[bucket] = resource_arn(cfn, bucket)
+        own[bucket] = (f"{base[bucket]}/{prefix.strip('/')}", PUT_ACTIONS)
 
     # THEN no managed policy beyond those SAM attaches itself, and no wildcard action ...
     managed = [arn for arn in role.get("ManagedPolicyArns", []) if not any(p in json.dumps(arn) for p in SAM_MANAGED_POLICIES)]
@@ -760,55 +974,55 @@ def test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix(lab_dir
         f"{name}'s role has the managed policies {managed}, which reach every table or bucket of the account. "
         "Use DynamoDBReadPolicy: {TableName: !Ref OrdersTable} and an inline statement for the reports."
     )
-    wildcards = [a for s in statements for a in actions(s) if a == "*" or a.endswith(":*")]
+    grants = grants_of(cfn, role)
+    wildcards = [a for g in grants for a in g.actions if a == "*" or a.endswith(":*")]
     assert not wildcards, f"{name} may call {wildcards}: name the actions the job needs, no wildcard."
 
-    # ... read the orders table and its index, write nothing to it ...
-    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in actions(s))]
-    writes = sorted({a for s in dynamodb for a in actions(s) if a.split(":", 1)[1] not in DYNAMODB_READS})
+    # ... allowed to query the index and to put a report under the prefix, on the ARNs AWS will check ...
+    needs = []
+    if table:
+        needs.append(("dynamodb:Query", table, f"{base[table]}/index/{index}", f"{table}'s index {index}"))
+    if bucket:
+        needs.append(("s3:PutObject", bucket, f"{base[bucket]}/{prefix}2026/11/27/13.json", f"a report of {bucket}"))
+    missing = [
+        f"{action} on {what} ({arn}).{mismatch(grants, logical_id, base[logical_id])}"
+        for action, logical_id, arn, what in needs
+        if not any(grant.allows(action, arn) for grant in grants)
+    ]
+    assert table and bucket and not missing, (
+        f"{name} may not do what the job needs, on the ARNs AWS will check (the grader's stand-in names for "
+        f"your account and stack):\n  - " + "\n  - ".join(missing or ["a table and a bucket in the template"])
+        + "\nAdd DynamoDBReadPolicy: {TableName: !Ref OrdersTable} (it grants the table and its indexes: IAM "
+        "treats table/<name>/index/<index> as a resource of its own), and an inline statement allowing "
+        f"s3:PutObject on !Sub arn:${{AWS::Partition}}:s3:::${{ReportsBucket}}/{prefix}*."
+    )
+    # ... a statement that names the table or the bucket resolves to its ARN ...
+    unmatched = [problem for logical_id, arn in base.items() if (problem := mismatch(grants, logical_id, arn))]
+    assert not unmatched, (
+        f"{name}'s policy names a resource by a value that deploys as another ARN.{''.join(unmatched)} "
+        "DynamoDBReadPolicy takes TableName: !Ref OrdersTable (a table's !Ref is its name)."
+    )
+    # ... and nothing beyond the job: the table and its index, the reports prefix, a failure queue
+    too_broad, too_much = beyond(grants, own)
+    writes = sorted({a for owner, a in too_much if owner == table})
     assert not writes, (
         f"{name} may call {writes} on DynamoDB; a report only reads the orders. Replace the policy with "
         "DynamoDBReadPolicy: {TableName: !Ref OrdersTable}."
     )
-    queries = [s for s in dynamodb if "dynamodb:Query" in actions(s)]
-    assert queries and all(templates.references(s.get("Resource")) & tables for s in queries), (
-        f"{name} may not query the orders table ({', '.join(sorted(tables))}): "
-        f"{json.dumps(dynamodb)[:300] or 'no DynamoDB statement'}. Add DynamoDBReadPolicy: {{TableName: !Ref OrdersTable}}."
+    more = sorted({a for owner, a in too_much if owner == bucket})
+    assert not more, (
+        f"{name} may call {more} on S3 too; the job only writes its report: s3:PutObject, nothing else. SAM's "
+        "S3WritePolicy and S3CrudPolicy grant more, on the whole bucket: write an inline statement instead "
+        "(Policies: - Statement: [{Effect: Allow, Action: s3:PutObject, Resource: ...}])."
     )
-    assert any("/index/" in resource_text(r) for s in queries for r in resources(s)), (
-        f"{name} may query the table but not its index: IAM treats table/<name>/index/<index> as a resource of its "
-        "own. DynamoDBReadPolicy grants both."
-    )
-
-    # ... and put objects under the reports prefix of the report bucket, nothing else
-    s3 = [s for s in statements if any(a.startswith("s3:") for a in actions(s))]
-    granted = sorted({a for s in s3 for a in actions(s)})
-    assert granted == ["s3:PutObject"], (
-        f"{name} may call {granted or 'no S3 action'} on S3; the job only writes its report: s3:PutObject, "
-        "nothing else. SAM's S3WritePolicy and S3CrudPolicy grant more, on the whole bucket: write an inline "
-        "statement instead (Policies: - Statement: [{Effect: Allow, Action: s3:PutObject, Resource: ...}])."
-    )
-    outside = [
-        resource_text(r)
-        for s in s3
-        for r in resources(s)
-        if not (resource_text(r).endswith(f"/{prefix}*") and templates.references(r) & buckets)
-    ]
-    assert not outside, (
-        f"{name} may put objects at {outside}; expected the reports prefix of the report bucket only "
-        f"(REPORT_PREFIX is {prefix!r}): Resource: !Sub arn:${{AWS::Partition}}:s3:::${{ReportsBucket}}/{prefix}*. "
+    assert not too_broad, (
+        f"{name}'s policy reaches beyond the orders table and its indexes, the reports prefix of the bucket "
+        f"(REPORT_PREFIX is {prefix!r}: {own[bucket][0]}/*) and its failure queue: {'; '.join(too_broad)[:600]}. "
+        f"Scope the report's s3:PutObject to !Sub arn:${{AWS::Partition}}:s3:::${{ReportsBucket}}/{prefix}*: "
         "S3WritePolicy and S3CrudPolicy grant the whole bucket, deletes included."
     )
-
-    # ... and nothing beyond the job (SAM's own statement for a failure destination queue aside)
-    others = [
-        s
-        for s in statements
-        if s not in dynamodb
-        and s not in s3
-        and not (set(actions(s)) <= {"sqs:SendMessage"} and templates.references(s.get("Resource")) & queues)
-    ]
-    assert not others, f"{name} may also do {json.dumps(others)[:400]}: the job needs none of it."
+    others = sorted({f"{a} on {owner}" for owner, a in too_much if owner not in (table, bucket)})
+    assert not others, f"{name} may also do {others}: the job needs none of it."
 
 
 def test_task5_keeps_lab_1s_settings_configuration_arm64_current_runtime_powertools_layer(lab_dir):

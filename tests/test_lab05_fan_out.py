@@ -3,6 +3,34 @@
 Each test_taskN_* checks task N of docs/labs/lab05_fan_out.md. A failure tells you what the grader
 sent, what came back, what it expected and where to look. PYTEST_DONT_REWRITE: the messages below are
 shown to you exactly as written.
+
+Rules and the checks that enforce them (the page's and each TODO(task N)'s):
+
+| Rule | Check |
+| --- | --- |
+| 1: the audit writer stores every record's Sns.Message unchanged, under its message id | test_task1_audit_writer_stores_every_message_unchanged_under_its_message_id |
+| 1: the notifier sends one notification per record, JSON with the order's order_id, customer and total | test_task1_notifier_sends_one_notification_per_record |
+| 1: the counter adds every order to its customer's orders and revenue | test_task1_counter_adds_every_order_in_one_atomic_update |
+| 1: ... in one UpdateItem per order, never GetItem or PutItem (atomic) | test_task1_counter_adds_every_order_in_one_atomic_update |
+| 1: each function logs every record as JSON with its message id, in the Lambda context | test_task1_each_function_logs_every_record_with_its_message_id |
+| 2: the notifier's subscription filters on size = large; the others get every order | test_task2_sns_sends_the_notifier_only_large_orders |
+| 2: no size check in the notifier's code: it notifies whatever SNS sends | test_task2_the_notifier_notifies_every_order_sns_sends_it |
+| 3: a redelivered message changes no counter | test_task3_counter_counts_a_message_delivered_twice_once |
+| 3: a redelivered message sends no second notification | test_task3_notifier_notifies_a_message_delivered_twice_once |
+| 3: idempotency keyed on the SNS message id, with the Lambda context registered | both task 3 delivery checks (check_idempotency_record) |
+| 3: idempotency per record: in a replay, a repeat is skipped and a new message after it still counts / is notified | test_task3_counter_counts_a_message_delivered_twice_once, test_task3_notifier_notifies_a_message_delivered_twice_once |
+| 3: an idempotency table keyed id (S), with TTL on expiration, named in IDEMPOTENCY_TABLE (its name) | test_task3_the_template_gives_idempotency_its_table |
+| 4: MaximumRetryAttempts, and an on-failure destination or DLQ on a queue of its own, by its ARN, that the role may send to | test_task4_every_function_retries_then_keeps_what_still_fails |
+| 4: a failing notifier stops no one, swallows nothing, loses nothing | test_task4_a_failing_notifier_stops_no_one_and_loses_nothing |
+| 5: one topic feeds the three functions, subscribed by the topic's ARN | test_task5_one_topic_feeds_three_functions |
+| 5: a role per function, no managed policy but the basic ones | test_task5_each_function_may_touch_its_own_resources_only |
+| 5: allowed its job on the real ARNs (after SAM's transform) of its own resources | test_task5_each_function_may_touch_its_own_resources_only |
+| 5: nothing else: no other resource, no * in an ARN, no action beyond its job | test_task5_each_function_may_touch_its_own_resources_only |
+| 5: AUDIT_TABLE, NOTIFICATIONS_QUEUE_URL, COUNTERS_TABLE resolve to the template's resources | test_task5_settings_arm64_current_runtime_powertools_layer |
+| 5: arm64, a current runtime, the Powertools layer, nothing bundled | test_task5_settings_arm64_current_runtime_powertools_layer |
+
+Not checked offline (the page says so): invocations racing at the same moment, Lambda's retry delays,
+SNS failing to deliver (a subscription's DLQ), and what IAM itself decides beyond the resolved ARNs.
 """
 
 from __future__ import annotations
@@ -13,7 +41,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from fnmatch import fnmatchcase
 from functools import cache
 
 import boto3
@@ -23,13 +50,21 @@ import pytest
 from workshop import templates
 from workshop.grading import sns_delivery
 from workshop.grading.feedback import learner_code
+from workshop.grading.logs import json_lines
 from workshop.grading.template_checks import (
-    actions,
+    UnresolvedValue,
+    actions_on,
     assert_keeps_lab_1_settings,
+    attribute_value,
+    beyond,
+    explain_arn_mismatch,
     function_by_code_uri,
+    grants_of,
     load_both,
-    policy_statements,
+    resolve_value,
+    resource_arn,
     role_of,
+    within,
 )
 
 AUDIT, NOTIFIER, COUNTER = "audit_writer", "notifier", "analytics_counter"
@@ -41,6 +76,19 @@ SETTING_KIND = {"AUDIT_TABLE": "AWS::DynamoDB::Table", "NOTIFICATIONS_QUEUE_URL"
                 "COUNTERS_TABLE": "AWS::DynamoDB::Table", "IDEMPOTENCY_TABLE": "AWS::DynamoDB::Table"}
 NEEDS = {AUDIT: "dynamodb:PutItem", NOTIFIER: "sqs:SendMessage", COUNTER: "dynamodb:UpdateItem"}
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# The most each resource's actions may be (lower case): what SAM's narrowest policy template for the job grants.
+WRITE_ACTIONS = frozenset({"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:batchwriteitem"})  # DynamoDBWritePolicy
+SEND_ACTIONS = frozenset({"sqs:sendmessage", "sqs:sendmessagebatch", "sqs:sendmessage*"})  # SQSSendMessagePolicy
+CRUD_ACTIONS = frozenset(  # DynamoDBCrudPolicy, which the page gives the idempotency table
+    f"dynamodb:{a}" for a in ("getitem", "deleteitem", "putitem", "scan", "query", "updateitem", "batchwriteitem",
+                              "batchgetitem", "describetable", "conditioncheckitem")
+)
+CEILING = {AUDIT: WRITE_ACTIONS, NOTIFIER: SEND_ACTIONS, COUNTER: WRITE_ACTIONS}
+LEAST = {
+    AUDIT: "dynamodb:PutItem on AUDIT_TABLE",
+    NOTIFIER: "sqs:SendMessage on NOTIFICATIONS_QUEUE_URL, and read and write on IDEMPOTENCY_TABLE",
+    COUNTER: "dynamodb:UpdateItem on COUNTERS_TABLE, and read and write on IDEMPOTENCY_TABLE",
+}
 IDEMPOTENT = (NOTIFIER, COUNTER)  # where a second delivery would show: a second notification, a double count
 # Managed policies a function may keep: CloudWatch Logs, and X-Ray when it is traced.
 BASIC_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSXRayDaemonWriteAccess", "AWSXrayWriteOnlyAccess")
@@ -258,6 +306,68 @@ def variables(function: dict) -> dict:
     return (function.get("Environment") or {}).get("Variables") or {}
 
 
+def setting_target(cfn: dict, properties: dict, setting: str) -> tuple[object, str | None, str]:
+    """What a function's variable is set to: as written, the resource of the template whose deployed name
+    (a table) or URL (a queue) it resolves to (None when none), and a word on what it resolves to instead."""
+    written = variables(properties).get(setting)
+    try:
+        value = resolve_value(written, cfn)
+    except UnresolvedValue as error:
+        return written, None, f"the grader could not work out {error}"
+    attribute = "QueueUrl" if SETTING_KIND[setting] == "AWS::SQS::Queue" else None
+    for logical_id, _ in templates.resources_of_type(cfn, SETTING_KIND[setting]):
+        if value == attribute_value(cfn, logical_id, attribute):
+            return written, logical_id, ""
+    if isinstance(value, str) and value.startswith("arn:"):
+        return written, None, f"it deploys as an ARN, {value}, where the code needs the {'URL' if attribute else 'name'}"
+    if isinstance(value, str) and attribute and not value.startswith("https://"):
+        return written, None, f"it deploys as {value!r}, not a queue URL (!Ref of a queue is its URL)"
+    return written, None, ""
+
+
+def own_resources(cfn: dict, function: str, name: str, settings: sns_delivery.TopicSettings) -> dict:
+    """The resources a function may touch, logical id -> (its ARN, the actions it may be allowed on it)."""
+    env = variables(cfn["Resources"][name]["Properties"])
+    kinds = {logical_id: r.get("Type") for logical_id, r in cfn["Resources"].items()}
+    own: dict[str, tuple[str, frozenset]] = {}
+
+    def add(logical_ids: set[str], ceiling: frozenset) -> None:
+        for logical_id in logical_ids:
+            if kinds.get(logical_id) in ("AWS::DynamoDB::Table", "AWS::SQS::Queue"):
+                arn, before = resource_arn(cfn, logical_id), own.get(logical_id, ("", frozenset()))[1]
+                own[logical_id] = (arn, before | ceiling)
+
+    add(templates.references(env.get(OWN_SETTING[function])), CEILING[function])
+    add(templates.references(env.get("IDEMPOTENCY_TABLE")), CRUD_ACTIONS)
+    subscriber = settings.subscriber(name)
+    if subscriber is not None and subscriber.on_failure:
+        add({subscriber.on_failure}, SEND_ACTIONS)
+    return own
+
+
+def needs_of(function: str, properties: dict) -> list[tuple[str, str | None, str]]:
+    """(action, the logical id it must be allowed on (None: the variable names none), the variable)."""
+    env = variables(properties)
+    found: list[tuple[str, str | None, str]] = []
+    for setting, wanted in [(OWN_SETTING[function], (NEEDS[function],))] + (
+        [("IDEMPOTENCY_TABLE", IDEMPOTENCY_ACTIONS)] if "IDEMPOTENCY_TABLE" in env else []
+    ):
+        targets = sorted(templates.references(env.get(setting))) or [None]
+        found += [(action, target, setting) for action in wanted for target in targets[:1]]
+    return found
+
+
+def mismatch(grants: list, logical_id: str, arn: str) -> str:
+    """Where a policy names the resource but resolves to another ARN: what it resolves to, and why."""
+    for grant in grants:
+        for written, resolved in zip(grant.written, grant.resources):
+            if logical_id in templates.references(written) and not within(resolved, arn):
+                why = explain_arn_mismatch(resolved, arn)
+                return (f". Your policy names {logical_id}, but the ARN SAM builds from it is {resolved}, which "
+                        f"matches nothing in AWS" + (f": {why}" if why else ""))
+    return ""
+
+
 # --- task 1 ----------------------------------------------------------------------------------------
 
 
@@ -296,13 +406,81 @@ def test_task1_notifier_sends_one_notification_per_record(load, resources, load_
     # WHEN the notifier receives it
     invoke(handler, event, lambda_context, "the two large orders of events/sns_orders_several.json", SNS_EVENT_ADVICE)
 
-    # THEN each order has its notification, one each
+    # THEN each order has its notification, one each ...
     expected = sorted(order_of(record)["order_id"] for record in event["Records"])
-    sent = notified_orders(resources.notifications())
+    bodies = resources.notifications()
+    sent = notified_orders(bodies)
     assert sorted(sent) == expected, (
         f"After an SNS event of {len(expected)} large orders ({', '.join(expected)}), the notifications queue "
         f"holds notifications for {sent or 'nothing'}; expected {NOTIFICATION_SHAPE}. {SNS_EVENT_ADVICE}"
     )
+    # ... which tells the sales team who ordered, and for how much
+    orders = {order_of(record)["order_id"]: order_of(record) for record in event["Records"]}
+    for body in bodies:
+        notification = json.loads(body)
+        order = orders[str(notification.get("order_id"))]
+        wrong = [
+            f"{field} {notification.get(field)!r} (the order's is {str(order[field])[:40]})"
+            for field in ("customer", "total")
+            if not same_value(notification.get(field), order[field])
+        ]
+        assert not wrong, (
+            f"The notification of {order['order_id']} has {', '.join(wrong)}; expected the order's customer and "
+            "total, which the sales team reads first: keep them in the notification's JSON (\"customer\", "
+            "\"total\"), as the starter's notification() writes them."
+        )
+
+
+def same_value(sent: object, expected: object) -> bool:
+    """Is what a notification says (a string or a number) the order's value?"""
+    if isinstance(expected, Decimal):
+        try:
+            return Decimal(str(sent)) == expected
+        except ArithmeticError:
+            return False
+    return sent == expected
+
+
+def test_task1_each_function_logs_every_record_with_its_message_id(
+    load, load_event, lambda_context, capsys
+):
+    for function in FUNCTIONS:
+        # GIVEN each function, and an SNS event of several orders (the notifier's: the large ones)
+        handler = load(function)
+        event = load_event("sns_orders_several")
+        event = large_only(event) if function == NOTIFIER else event
+        capsys.readouterr()
+
+        # WHEN it receives the event
+        invoke(handler, event, lambda_context, "events/sns_orders_several.json", SNS_EVENT_ADVICE)
+
+        # THEN it logged each record as JSON, with the record's message id and the Lambda context
+        lines, other = json_lines(capsys.readouterr().out)
+        assert lines, (
+            f"{LABEL[function].capitalize()} wrote no JSON log line for {len(event['Records'])} records"
+            + (f"; it printed: {other[:3]}" if other else "")
+            + f". Log each record with the Powertools logger of {function}/app.py, with its message id: "
+            'logger.info("...", extra={"message_id": message_id}), as the starter does.'
+        )
+        logged = {r["Sns"]["MessageId"]: [line for line in lines if r["Sns"]["MessageId"] in json.dumps(line, default=str)]
+                  for r in event["Records"]}
+        for record in event["Records"]:
+            about = logged[record["Sns"]["MessageId"]]
+            advice = (
+                f"Your code logged other records' ids, not this one's: did it handle every record? {SNS_EVENT_ADVICE}"
+                if any(logged.values()) else
+                'Log each record with its id: logger.info("...", extra={"message_id": message_id}), as the '
+                "starter does."
+            )
+            assert about, (
+                f"{LABEL[function].capitalize()} logged {[line.get('message') for line in lines][:4]}, none of which "
+                f"holds the message id of {label(record)}: nobody can find what happened to that message. {advice}"
+            )
+            assert about[0].get("function_name") == lambda_context.function_name, (
+                f"{LABEL[function].capitalize()}'s log line {about[0].get('message')!r} has function_name "
+                f"{about[0].get('function_name')!r}; expected {lambda_context.function_name!r}, from the Lambda "
+                "context (and with it the request id). Keep @logger.inject_lambda_context on lambda_handler."
+            )
 
 
 class TableCalls:
@@ -433,6 +611,20 @@ IDEMPOTENCY_ADVICE = (
 )
 
 
+REPLAY_ADVICE = (
+    "Idempotency belongs to each record: @idempotent_function on the per-record function, keyed on "
+    "Sns.MessageId. On the whole handler, keyed on the first record, an event that starts with a repeat skips "
+    "every record after it."
+)
+
+
+def replay_with_a_new_message(record: dict) -> tuple[dict, dict]:
+    """An event of two records: `record` again, then the same order published anew (a new MessageId)."""
+    new = json.loads(json.dumps(record))
+    new["Sns"]["MessageId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, record["Sns"]["MessageId"]))
+    return {"Records": [json.loads(json.dumps(record)), new]}, new
+
+
 def idempotency_keys(message_id: str) -> set[str]:
     """The hashes Powertools Idempotency may key a record on, when its key is the message id."""
     text = json.dumps(message_id).encode()
@@ -483,6 +675,22 @@ def test_task3_counter_counts_a_message_delivered_twice_once(load, resources, lo
     )
     check_idempotency_record(COUNTER, record["Sns"]["MessageId"], resources.idempotency_records())
 
+    # WHEN a replay holds that message again and, after it, a new one (an event can hold several records)
+    replay, new = replay_with_a_new_message(record)
+    invoke(handler, replay, lambda_context, "a replay of two records: the same message, then a new one",
+           IDEMPOTENCY_ADVICE)
+
+    # THEN the new message counts, once, and the repeat still does not
+    order = order_of(new)
+    expected = {**after, customer: {"orders": after[customer]["orders"] + 1,
+                                    "revenue": after[customer]["revenue"] + order["total"]}}
+    replayed = counted(resources.counters())
+    assert replayed == expected, (
+        f"After a replay of two records, {label(record)} again and then a new message {label(new)}, "
+        f"{customer}'s counters went from {show(after.get(customer))} to {show(replayed.get(customer))}; "
+        f"expected {show(expected[customer])}: the new message counts, the repeat does not. {REPLAY_ADVICE}"
+    )
+
 
 def test_task3_notifier_notifies_a_message_delivered_twice_once(load, resources, load_event, lambda_context):
     # GIVEN the notifier has notified the large orders of events/sns_orders_several.json
@@ -505,6 +713,18 @@ def test_task3_notifier_notifies_a_message_delivered_twice_once(load, resources,
     )
     check_idempotency_record(NOTIFIER, record["Sns"]["MessageId"], resources.idempotency_records())
 
+    # WHEN a replay holds that message again and, after it, a new one (an event can hold several records)
+    replay, new = replay_with_a_new_message(record)
+    invoke(handler, replay, lambda_context, "a replay of two records: the same message, then a new one",
+           IDEMPOTENCY_ADVICE)
+
+    # THEN the new message is notified, once, and the repeat still is not
+    sent = notified_orders(resources.notifications())
+    assert sent == [order_of(new)["order_id"]], (
+        f"After a replay of two records, {label(record)} again and then a new message {label(new)}, the notifier "
+        f"sent {sent or 'nothing'}; expected one notification, for the new message. {REPLAY_ADVICE}"
+    )
+
 
 def test_task3_the_template_gives_idempotency_its_table(lab_dir):
     # GIVEN the notifier and the counter as AWS deploys them
@@ -513,10 +733,10 @@ def test_task3_the_template_gives_idempotency_its_table(lab_dir):
 
     for function in IDEMPOTENT:
         # THEN IDEMPOTENCY_TABLE names a table of the template ...
-        value = variables(cfn["Resources"][names[function]]["Properties"]).get("IDEMPOTENCY_TABLE")
-        table = value.get("Ref") if isinstance(value, dict) else None
+        value, table, why = setting_target(cfn, cfn["Resources"][names[function]]["Properties"], "IDEMPOTENCY_TABLE")
         assert table in tables, (
-            f"{names[function]}'s IDEMPOTENCY_TABLE is {value!r}; expected !Ref to a table of the template "
+            f"{names[function]}'s IDEMPOTENCY_TABLE is {value!r}" + (f" ({why})" if why else "")
+            + "; expected the name of a table of the template, !Ref <Table> "
             f"(it has {', '.join(sorted(tables))}). Add a table for Powertools Idempotency and name it in the "
             "function's Environment.Variables."
         )
@@ -537,6 +757,17 @@ def test_task3_the_template_gives_idempotency_its_table(lab_dir):
 
 
 # --- task 4 ----------------------------------------------------------------------------------------
+
+def failure_target(cfn: dict, function: str) -> object:
+    """Where the template sends a function's failed events, as written: its EventInvokeConfig's
+    OnFailure Destination, or else its DeadLetterConfig's TargetArn."""
+    for _, config in templates.resources_of_type(cfn, "AWS::Lambda::EventInvokeConfig"):
+        if function in templates.references(config.get("FunctionName")):
+            destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            if destination is not None:
+                return destination
+    return (cfn["Resources"][function]["Properties"].get("DeadLetterConfig") or {}).get("TargetArn")
+
 
 DESTINATION_ADVICE = (
     "EventInvokeConfig: {MaximumRetryAttempts: 2, DestinationConfig: {OnFailure: {Type: SQS, "
@@ -572,6 +803,24 @@ def test_task4_every_function_retries_then_keeps_what_still_fails(lab_dir):
         assert subscriber.on_failure not in claimed, (
             f"{names[function]}'s failed events go to {subscriber.on_failure}, a queue the functions use for "
             "their own work: failures would mix with it. Give them a queue of their own."
+        )
+        # ... by the queue's ARN, with the permission to send there (Lambda sends with the function's role)
+        queue_arn = resource_arn(cfn, subscriber.on_failure)
+        written = failure_target(cfn, names[function])
+        try:
+            resolved = resolve_value(written, cfn)
+        except UnresolvedValue as error:
+            resolved = f"something the grader could not work out ({error})"
+        assert resolved == queue_arn, (
+            f"{names[function]}'s failed events go to {resolved}, which is not the ARN of {subscriber.on_failure} "
+            f"({queue_arn}): Lambda needs the queue's ARN, !GetAtt {subscriber.on_failure}.Arn (a queue's !Ref "
+            f"is its URL). Add {DESTINATION_ADVICE}."
+        )
+        role = role_of(cfn, cfn["Resources"][names[function]]["Properties"])
+        assert any(grant.allows("sqs:SendMessage", queue_arn) for grant in grants_of(cfn, role)), (
+            f"{names[function]}'s role may not send to {subscriber.on_failure}, so Lambda cannot keep a failed "
+            "event there: it is dropped. With EventInvokeConfig's OnFailure Type: SQS (not SNS, not Lambda), "
+            "SAM grants sqs:SendMessage on the Destination; a DeadLetterQueue of Type: SQS does the same."
         )
 
 
@@ -652,14 +901,24 @@ def test_task5_one_topic_feeds_three_functions(lab_dir):
             f"{names[function]} ({function}/) is not subscribed to the topic {settings.topic}. Give it "
             "Events: {Orders: {Type: SNS, Properties: {Topic: !Ref " + settings.topic + "}}}."
         )
+    # ... by the topic's ARN, which is what SNS subscribes (a name or a made-up ARN subscribes to nothing)
+    topic_arn = resource_arn(cfn, settings.topic)
+    for logical_id, subscription in templates.resources_of_type(cfn, "AWS::SNS::Subscription"):
+        try:
+            resolved = resolve_value(subscription.get("TopicArn"), cfn)
+        except UnresolvedValue as error:
+            resolved = f"something the grader could not work out ({error})"
+        assert resolved == topic_arn, (
+            f"{logical_id} subscribes to {resolved}, not to the ARN of {settings.topic} ({topic_arn}). An SNS "
+            f"event's Topic takes the topic's ARN: Topic: !Ref {settings.topic} (a topic's !Ref is its ARN)."
+        )
 
 
 def test_task5_each_function_may_touch_its_own_resources_only(lab_dir):
-    # GIVEN the three functions and their roles as AWS deploys them
+    # GIVEN the three functions and their roles as AWS deploys them, every ARN resolved as AWS would
     _, cfn, names = functions_of(lab_dir)
     settings = topic_settings(cfn)
     resources = cfn["Resources"]
-    logical_ids = set(resources)
     roles = {function: (resources[names[function]]["Properties"].get("Role") or {}) for function in FUNCTIONS}
 
     for function in FUNCTIONS:
@@ -681,63 +940,54 @@ def test_task5_each_function_may_touch_its_own_resources_only(lab_dir):
             "account. Use SAM policy templates scoped to one resource (DynamoDBWritePolicy, "
             "SQSSendMessagePolicy, DynamoDBCrudPolicy with TableName: !Ref ... or QueueName: !GetAtt ...)."
         )
-        # ... allowed to do its job on the resources its own variables name ...
-        env = variables(properties)
-        own = templates.references(env.get(OWN_SETTING[function])) | templates.references(env.get("IDEMPOTENCY_TABLE"))
-        subscriber = settings.subscriber(name)
-        if subscriber is not None and subscriber.on_failure:
-            own.add(subscriber.on_failure)
-        statements = policy_statements(role)
+        grants = grants_of(cfn, role)
+        own = own_resources(cfn, function, name, settings)  # logical id -> (its ARN, the actions it may get)
 
-        def scope(statement: dict) -> set[str]:
-            """The template's resources a statement names (not the ${variables} of its Fn::Sub)."""
-            return templates.references(statement.get("Resource")) & logical_ids
-
-        def allowed(action: str, resource: set[str]) -> bool:
-            return any(
-                any(fnmatchcase(action, pattern) for pattern in actions(statement)) and resource & scope(statement)
-                for statement in statements
-            )
-
-        needs = [(NEEDS[function], templates.references(env.get(OWN_SETTING[function])), OWN_SETTING[function])]
-        if "IDEMPOTENCY_TABLE" in env:
-            table = templates.references(env["IDEMPOTENCY_TABLE"])
-            needs += [(action, table, "IDEMPOTENCY_TABLE") for action in IDEMPOTENCY_ACTIONS]
-        missing = [f"{action} on {setting}" for action, resource, setting in needs if not allowed(action, resource)]
+        # ... allowed to do its job on the real ARNs of the resources its own variables name ...
+        missing = []
+        for action, logical_id, setting in needs_of(function, properties):
+            if logical_id is None:
+                missing.append(f"{action} on {setting}, which names no table or queue of the template (see below)")
+                continue
+            arn = resource_arn(cfn, logical_id)
+            if not any(grant.allows(action, arn) for grant in grants):
+                missing.append(f"{action} on {logical_id} ({setting}): {arn}" + mismatch(grants, logical_id, arn))
         assert not missing, (
-            f"{name} may not do {missing}, which its work needs. Add a SAM policy template scoped to that "
-            "resource: DynamoDBWritePolicy for a table it writes, SQSSendMessagePolicy for the queue it sends "
-            "to, DynamoDBCrudPolicy for the idempotency table."
+            f"{name} may not do what its work needs, on the ARNs AWS will check (the grader's stand-in names "
+            "for your account and stack):\n  - " + "\n  - ".join(missing)
+            + "\nGrant each action with a SAM policy template given the resource's name: DynamoDBWritePolicy "
+            "(TableName: !Ref <Table>) for a table it writes, SQSSendMessagePolicy (QueueName: !GetAtt "
+            "<Queue>.QueueName) for the queue it sends to, DynamoDBCrudPolicy for the idempotency table."
         )
-        # ... and nothing else
-        too_broad = [
-            statement
-            for statement in statements
-            if any("*" == action or action.endswith(":*") for action in actions(statement))
-            or statement.get("Resource") == "*"
-            or not scope(statement)
-            or not scope(statement) <= own
-        ]
+        # ... and nothing else: no other resource, no action its work does not need
+        too_broad, too_much = beyond(grants, own)
         assert not too_broad, (
-            f"{name}'s policy reaches beyond its own resources ({', '.join(sorted(own)) or 'none'}): "
-            f"{json.dumps(too_broad)[:400]}. No function may touch another's table or queue: scope each "
-            "statement to a resource the function's own variables name (or its failure queue)."
+            f"{name}'s policy reaches beyond its own resources "
+            f"({', '.join(f'{r} ({arn})' for r, (arn, _) in sorted(own.items()))}): {'; '.join(too_broad)[:600]}. "
+            "No function may touch another's table or queue: scope each statement to a resource the "
+            "function's own variables name (or its failure queue), by name, with no * in the ARN."
+        )
+        assert not too_much, (
+            f"{name}'s policy allows {actions_on(too_much)}, which {LABEL[function]} never does "
+            f"(it needs {LEAST[function]}). Least privilege: a bug or a stolen credential can then do "
+            "that too. Use the policy template that grants no more: DynamoDBWritePolicy, not "
+            "DynamoDBCrudPolicy, on a table the function only writes; SQSSendMessagePolicy on the queue."
         )
 
 
 def test_task5_settings_arm64_current_runtime_powertools_layer(lab_dir):
     # GIVEN the three functions as AWS deploys them (Globals applied)
     _, cfn, names = functions_of(lab_dir)
-    kinds = {name: resource["Type"] for name, resource in cfn["Resources"].items()}
 
     for function in FUNCTIONS:
         name, properties = names[function], cfn["Resources"][names[function]]["Properties"]
         # THEN its settings name the template's resources ...
         setting = OWN_SETTING[function]
-        value = variables(properties).get(setting)
-        target = value.get("Ref") if isinstance(value, dict) else None
-        assert kinds.get(target) == SETTING_KIND[setting], (
-            f"{name}'s {setting} is {value!r}; expected !Ref to the template's {SETTING_KIND[setting]}."
+        value, target, why = setting_target(cfn, properties, setting)
+        assert target is not None, (
+            f"{name}'s {setting} is {value!r}" + (f": {why}" if why else "")
+            + f". Expected the {'URL' if setting.endswith('_URL') else 'name'} of the template's "
+            f"{SETTING_KIND[setting]}: !Ref <its logical id>, which the stack resolves when it deploys."
         )
         # ... and it keeps lab 1's settings: arm64, a current runtime, the Powertools layer, nothing bundled
         assert_keeps_lab_1_settings(name, properties, lab_dir / function)

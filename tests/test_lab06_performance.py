@@ -6,6 +6,28 @@ PYTEST_DONT_REWRITE: the messages below are shown to you exactly as written.
 
 The grader keeps its own copy of the prices and of the rules (it never trusts the module it grades), and
 works out every expected answer from the same measurements you have.
+
+Rules and the checks that enforce them (the page's and each TODO(task N)'s):
+
+| Rule | Check |
+| --- | --- |
+| 1: a month is requests plus GB-seconds at the architecture's price, a megabyte 1/1024 GB | test_task1_prices_the_worked_examples_to_the_cent |
+| 1: Decimal throughout, rounded to the cent, half up, once at the end | test_task1_prices_the_worked_examples_to_the_cent (the 20,000-invocation and half-cent examples), test_task1_returns_a_decimal_rounded_to_the_cent |
+| 2: the cheapest size whose p95 is at most the target (equal counts), priced at its avg_ms | test_task2_chooses_the_cheapest_size_that_meets_the_target |
+| 2: on a tie, the smaller size, whatever the order of the measurements | test_task2_chooses_the_cheapest_size_that_meets_the_target |
+| 2: measurements.csv unchanged; the items API's MemorySize is that size (resolved) | test_task2_sets_the_api_memory_to_the_cheapest_size_that_meets_200_ms |
+| 3: every function on arm64 | test_task3_every_function_runs_on_arm64 |
+| 3: every layer built for the function's architecture | test_task3_every_layer_is_built_for_arm64 |
+| 4: each package is its function's folder: code and requirements.txt, within 20,000 bytes | test_task4_every_package_holds_our_code_only_within_the_budget |
+| 4: no requirements.txt bundles boto3, botocore, Powertools or pydantic | test_task4_no_package_bundles_boto3_or_powertools |
+| 4: Powertools from its public layer, for the function's runtime | test_task4_powertools_comes_from_its_public_layer |
+| 5: the API's alias keeps ApiProvisionedConcurrency environments warm | test_task5_the_api_keeps_environments_warm_through_an_alias_when_switched_on |
+| 5: ApiProvisionedConcurrency is 0 by default, and nothing is warm then | test_task5_nothing_is_kept_warm_by_default |
+| 5: no provisioned concurrency on the queue worker or the hourly report | test_task5_no_provisioned_concurrency_where_nobody_waits |
+| 5: the worker's reserved concurrency is set, its pollers (function or alias) within it | test_task5_reserved_concurrency_caps_the_queue_worker |
+
+Not checked offline (the page says so): a package's native code on Graviton, and what warm
+environments do to the cold starts and the bill of a deployed stack.
 """
 
 from __future__ import annotations
@@ -121,6 +143,8 @@ WORKED_EXAMPLES = [
     ("the same on arm64", 10_000_000, 62, 1769, "arm64", Decimal("16.28")),
     ("rounded once, at the end", 20_000, 138, 128, "arm64", Decimal("0.01")),
     ("a fraction of a millisecond counts", 2_000_000, Decimal("12.5"), 512, "arm64", Decimal("0.57")),
+    # 15,000,000 GB-seconds = $200.001 exactly, plus $0.004 of requests: $200.005, half a cent
+    ("exactly half a cent rounds up", 20_000, 75_000, 10_240, "arm64", Decimal("200.01")),
 ]
 
 
@@ -173,6 +197,27 @@ OTHER_FUNCTION = [
 ]
 
 
+# 512 MB for 200 ms and 1,024 MB for 100 ms are the same GB-seconds, the same month: the smaller wins the tie.
+TIED = [
+    Row(1024, Decimal("100"), Decimal("150")),
+    Row(512, Decimal("200"), Decimal("190")),
+    Row(256, Decimal("700"), Decimal("900")),
+]
+
+# Priced at its average, 512 MB is cheaper (50,000 GB-seconds against 60,000); at its p95, 1,024 MB would be.
+SPIKY = [
+    Row(128, Decimal("900"), Decimal("1500")),
+    Row(512, Decimal("100"), Decimal("190")),
+    Row(1024, Decimal("60"), Decimal("80")),
+]
+# At 1,000,000 invocations: $1.03 each on arm64 (a tie: 512 MB), $1.24 and $1.23 on x86_64 (1,024 MB).
+CENT_APART = [
+    Row(256, Decimal("400"), Decimal("700")),
+    Row(512, Decimal("125"), Decimal("180")),
+    Row(1024, Decimal("62"), Decimal("90")),
+]
+
+
 def as_learner_measurements(cost_model: ModuleType, rows: list[Row]) -> list:
     measurement = cost_model.Measurement
     return [measurement(r.memory_mb, r.avg_ms, r.avg_ms, r.p95_ms) for r in rows]
@@ -185,7 +230,10 @@ def test_task2_chooses_the_cheapest_size_that_meets_the_target(cost_model, lab_d
         ("measurements.csv", shipped, target, invocations, architecture)
         for target in (API_P95_TARGET_MS, 120, 300, 2000)
         for invocations, architecture in ((API_MONTHLY_INVOCATIONS, "arm64"), (500_000, "x86_64"))
-    ] + [("another function", OTHER_FUNCTION, target, 1_000_000, "arm64") for target in (1000, 250, 200)]
+    ] + [("another function", OTHER_FUNCTION, target, 1_000_000, "arm64") for target in (1000, 300, 250, 200)] + [
+        ("two sizes that cost the same, the larger listed first", TIED, 200, 1_000_000, "arm64"),
+        ("a size fast on average, slow at the 95th percentile", SPIKY, 200, 1_000_000, "arm64"),
+    ] + [("two sizes a cent apart on x86_64 only", CENT_APART, 200, 1_000_000, arch) for arch in ("arm64", "x86_64")]
     problems = []
     for data, rows, target, invocations, architecture in cases:
         call = f"cheapest_memory(<{data}>, {target}, {invocations:_}, {architecture!r})"
@@ -211,8 +259,8 @@ def test_task2_chooses_the_cheapest_size_that_meets_the_target(cost_model, lab_d
         f"cheapest_memory chose the wrong size in {len(problems)} of {len(cases)} cases, among them:\n"
         + "\n".join(f"  - {p}" for p in problems[:3])
         + "\nKeep the sizes whose p95_ms is at most the target; among them, the one whose month costs "
-        "least (monthly_cost with the size's avg_ms). More memory is not always dearer: it buys CPU, "
-        "and a shorter duration."
+        "least (monthly_cost with the size's avg_ms), the smaller size on a tie. More memory is not always "
+        "dearer: it buys CPU, and a shorter duration."
     )
 
 
@@ -229,7 +277,11 @@ def test_task2_sets_the_api_memory_to_the_cheapest_size_that_meets_200_ms(lab_di
     api = the_function(all_functions, *ITEMS_API, lab_dir / "template.yaml")
 
     # THEN the template gives the items API that memory size
-    memory = api.cfn.get("MemorySize", 128)
+    _, cfn, _ = deployed
+    try:  # as deployed with the template's default parameters (a Ref to a parameter, a "1024" string...)
+        memory = templates.as_int(resolve(api.cfn.get("MemorySize", 128), cfn, parameter_values(cfn)), None)
+    except (Unresolved, ValueError, TypeError):
+        memory = api.cfn.get("MemorySize")
     assert memory == expected, (
         f"{api.name} has MemorySize {memory}. At {API_MONTHLY_INVOCATIONS:,} requests a month on arm64, "
         f"with a p95 of at most {API_P95_TARGET_MS} ms, measurements.csv says: "
@@ -432,7 +484,8 @@ def test_task5_no_provisioned_concurrency_where_nobody_waits(lab_dir, deployed):
 
     # THEN neither pays for warm environments
     assert not offenders, (
-        f"{' and '.join(offenders)} have provisioned concurrency (ProvisionedConcurrencyConfig). Nobody waits on a queue poller or an hourly job: a "
+        f"{' and '.join(offenders)} {'has' if len(offenders) == 1 else 'have'} provisioned concurrency "
+        "(ProvisionedConcurrencyConfig). Nobody waits on a queue poller or an hourly job: a "
         "cold start of a few hundred ms costs them nothing, while each warm environment bills every hour. "
         "Remove ProvisionedConcurrencyConfig (and AutoPublishAlias) from them."
     )
@@ -457,8 +510,11 @@ def test_task5_reserved_concurrency_caps_the_queue_worker(lab_dir, deployed):
         "table downstream sees at most that many."
     )
     # ... and the queue's pollers stay below the cap, so SQS is not throttled into the dead-letter queue
+    aliases = {name for name, alias in templates.resources_of_type(cfn, "AWS::Lambda::Alias")
+               if alias.get("FunctionName") == {"Ref": worker.name}}
     for name, mapping in templates.resources_of_type(cfn, "AWS::Lambda::EventSourceMapping"):
-        if mapping.get("FunctionName") != {"Ref": worker.name}:
+        # the function itself, or its alias (SAM polls for the alias when the function has AutoPublishAlias)
+        if not templates.references(mapping.get("FunctionName")) & ({worker.name} | aliases):
             continue
         maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
         assert maximum is None or (isinstance(maximum, int) and maximum <= reserved), (

@@ -312,6 +312,244 @@ def api_probe(requests: int) -> dict:
     return {"cold_s": times[0], "warm_s": statistics.median(times[1:])}
 
 
+# --- start-api under load: a real `workshop start-api` process, many clients at once ------------------
+
+LOAD_REQUESTS = 2000
+LOAD_CONNECTIONS = 20
+LOAD_KINDS = ("create", "bad_json", "invalid_body", "unknown_route", "get_missing", "get_seeded")
+INVALID_BODIES = ({"name": "", "price": -1}, {"name": "Cup", "price": "free"}, {"name": "Cup", "price": 1, "colour": "red"}, [1, 2])
+
+
+@dataclass
+class ApiServer:
+    """A `workshop start-api` process: where it listens, its pid, and its console so far (read by a thread)."""
+
+    url: str
+    pid: int
+    console: list[str]
+
+
+@contextlib.contextmanager
+def start_api_process(lab: str, target: str = "solutions", env: dict[str, str] | None = None):
+    """`workshop start-api LAB --port 0` in a fresh process, until it says where it listens; stopped with
+    Ctrl-C (SIGINT) after, as a learner stops it."""
+    import re
+    import signal
+    import threading
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workshop", "start-api", lab, "--port", "0", "--target", target],
+        cwd=paths.ROOT,
+        env={**(env or os.environ), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    console: list[str] = []
+    listening = threading.Event()
+
+    def read() -> None:  # drained all along: a full pipe would block the server's prints
+        for line in process.stdout:
+            console.append(line.rstrip("\n"))
+            if "running at http://" in line:
+                listening.set()
+        listening.set()
+
+    reader = threading.Thread(target=read, name="start-api-console", daemon=True)
+    reader.start()
+    try:
+        listening.wait(60)
+        found = next((re.search(r"running at (http://127\.0\.0\.1:\d+)", line) for line in console if "running at" in line), None)
+        if found is None:
+            raise BenchError("`workshop start-api " + lab + "` did not start:\n" + "\n".join(console[-40:]))
+        yield ApiServer(found[1], process.pid, console)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(5)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS), in KiB, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise OSError(f"no VmRSS for process {pid}")
+
+
+def _exchange(url: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes, float]:
+    """One request on a new connection (so that every request is also a connection accepted):
+    (status, body, seconds the connection took to open). The kernel opens a connection without the
+    server's help while its listen backlog has room; when it has none, the client's SYN is dropped and
+    sent again 1 s later (or the connection is reset)."""
+    import http.client
+    import urllib.parse
+
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    try:
+        before = time.perf_counter()
+        connection.connect()
+        connected = time.perf_counter() - before
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(), connected
+    finally:
+        connection.close()
+
+
+def _load_request(index: int, seeded: dict) -> tuple[str, str, str, bytes | None, Callable[[int, bytes], str | None]]:
+    """The `index`th request of the mix: (kind, method, path, body, check); check says what is wrong, or None."""
+
+    def expect(status: int, wanted: Callable[[object], bool]) -> Callable[[int, bytes], str | None]:
+        def check(got: int, body: bytes) -> str | None:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None
+            return None if got == status and wanted(document) else f"expected {status}, got {got} {body[:200]!r}"
+
+        return check
+
+    kind = LOAD_KINDS[index % len(LOAD_KINDS)]
+    if kind == "create":
+        new = {"name": f"Cup {index}", "price": index % 100 + 0.5}
+        made = lambda d: isinstance(d, dict) and set(d) == {"id", "name", "price"} and d["name"] == new["name"] and d["price"] == new["price"]  # noqa: E731
+        return kind, "POST", "/items", json.dumps(new).encode(), expect(201, made)
+    if kind == "bad_json":
+        return kind, "POST", "/items", b'{"name": "Cup", "price":', expect(400, lambda d: d == {"message": "The request body is not valid JSON."})
+    if kind == "invalid_body":
+        body = INVALID_BODIES[index // len(LOAD_KINDS) % len(INVALID_BODIES)]
+        refused = lambda d: isinstance(d, dict) and str(d.get("message", "")).startswith("Invalid request body") and d.get("errors")  # noqa: E731
+        return kind, "POST", "/items", json.dumps(body).encode(), expect(422, refused)
+    if kind == "unknown_route":
+        method, path = (("GET", f"/orders/{index}"), ("DELETE", "/items/x"), ("PUT", "/items"))[index // len(LOAD_KINDS) % 3]
+        return kind, method, path, None, expect(403, lambda d: d == {"message": "Missing Authentication Token"})
+    if kind == "get_missing":
+        missing = f"missing-{index}"
+        return kind, "GET", f"/items/{missing}", None, expect(404, lambda d: isinstance(d, dict) and d.get("message") == f"Item {missing} not found")
+    return kind, "GET", f"/items/{seeded['id']}", None, expect(200, lambda d: d == seeded)
+
+
+def api_load(server: ApiServer, requests: int, connections: int) -> dict:
+    """`requests` requests to lab 1's API from `connections` clients at once, in a fixed mix of valid
+    and invalid ones (LOAD_KINDS), each on a new connection, each answer checked for its kind; then the
+    table is listed, to see that it holds the valid creates and nothing else. Returns the figures and
+    what went wrong (connection errors, wrong answers: the first few of each)."""
+    import threading
+
+    status, body, _ = _exchange(server.url, "POST", "/items", json.dumps({"name": "Seed cup", "price": 2.5}).encode())
+    if status != 201:
+        raise BenchError(f"the seed item was not created: {status} {body[:500]!r}")
+    seeded = json.loads(body)
+    for index in range(len(LOAD_KINDS)):  # every route warm, the validation models built
+        if index % len(LOAD_KINDS):
+            _exchange(server.url, *_load_request(index, seeded)[1:4])
+    rss_before = process_rss_kib(server.pid)
+    latencies: list[float] = []
+    connects: list[float] = []
+    created: set[str] = set()
+    failures: dict[str, list[str]] = {"connection": [], "answer": []}
+    counts = {"connection": 0, "answer": 0}
+    lock = threading.Lock()
+    next_index = iter(range(requests))
+
+    def client() -> None:
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            kind, method, path, body, check = _load_request(index, seeded)
+            before = time.perf_counter()
+            try:
+                status, answer, connected = _exchange(server.url, method, path, body)
+            except OSError as error:  # ConnectionResetError, a refused or timed-out connection
+                with lock:
+                    counts["connection"] += 1
+                    failures["connection"][5:] = []
+                    failures["connection"].append(f"{kind} {method} {path}: {error!r}")
+                continue
+            elapsed = time.perf_counter() - before
+            wrong = check(status, answer)
+            with lock:
+                latencies.append(elapsed)
+                connects.append(connected)
+                if wrong:
+                    counts["answer"] += 1
+                    if len(failures["answer"]) < 5:
+                        failures["answer"].append(f"{kind} {method} {path}: {wrong}")
+                elif kind == "create":
+                    created.add(json.loads(answer)["id"])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, name=f"load-client-{n}") for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    rss_after = process_rss_kib(server.pid)
+    status, listed, _ = _exchange(server.url, "GET", "/items", None)
+    items = {item["id"] for item in json.loads(listed)["items"]} if status == 200 else set()
+    ordered = sorted(latencies)
+    return {
+        "requests": requests,
+        "answered": len(latencies),
+        "seconds": seconds,
+        "p50_ms": statistics.median(ordered) * 1000 if ordered else 0.0,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0,
+        "slowest_connect_ms": max(connects, default=0.0) * 1000,
+        "connection_errors": counts["connection"],
+        "wrong_answers": counts["answer"],
+        "failures": failures["connection"] + failures["answer"],
+        "created": len(created),
+        "table_ok": items == created | {seeded["id"]},
+        "table_items": len(items),
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+    }
+
+
+def load_probe(requests: int, connections: int) -> dict:
+    """Lab 1's reference served by `workshop start-api` in a fresh process, under `api_load`."""
+    with start_api_process("1") as server:
+        return api_load(server, requests, connections)
+
+
+def load_rows(runs: int) -> list[tuple[str, str, str]]:
+    """start-api under load: latency, throughput, errors and the server's memory, over `runs` fresh servers."""
+    loads = [load_probe(LOAD_REQUESTS, LOAD_CONNECTIONS) for _ in range(runs)]
+    how = f"{LOAD_REQUESTS:,} requests, {LOAD_CONNECTIONS} at once, each on a new connection, valid and invalid mixed; {runs} fresh server{'s' if runs > 1 else ''}"
+    growth = [(load["rss_after_kib"] - load["rss_before_kib"]) / 1024 for load in loads]
+    errors = [load["connection_errors"] + load["wrong_answers"] + (not load["table_ok"]) for load in loads]
+    return [
+        ("`workshop start-api` under load: latency p50", f"{summary([x['p50_ms'] for x in loads], digits=1)} ms", how),
+        ("`workshop start-api` under load: latency p99", f"{summary([x['p99_ms'] for x in loads], digits=1)} ms", how),
+        ("`workshop start-api` under load: requests/s", f"{summary([x['requests'] / x['seconds'] for x in loads], digits=0)}", how),
+        (
+            "`workshop start-api` under load: errors",
+            f"{sum(errors)}",
+            "connections reset or refused, wrong answers (status or body for the request's kind), a table holding more than "
+            f"the valid creates, all runs; slowest connection to open {max(x['slowest_connect_ms'] for x in loads):.1f} ms",
+        ),
+        ("`workshop start-api` under load: RSS growth", f"{summary(growth, digits=1)} MB", "the server's resident memory after the load less before it (warm); " + how),
+    ]
+
+
 def watch_probe(lab_id: str, saves: int) -> dict:
     """`workshop watch LAB` in this process, on the tree WORKSHOP_LABS names (a copy of the reference
     solutions): the first grading (the engine warms up), then `saves` saves, each timed from the change
@@ -565,6 +803,7 @@ def local_rows(runs: int) -> list[tuple[str, str, str]]:
         "`workshop start-api` GET /items, warm", f"{summary([r['warm_s'] for r in requests], 1000, 2)} ms",
         f"median of 50 requests, {runs} processes; the first (cold) {summary([r['cold_s'] for r in requests], 1000, 0)} ms",
     ))
+    rows += load_rows(runs)
     return rows
 
 
@@ -608,6 +847,9 @@ if __name__ == "__main__":
         print(json.dumps(local_probe(sys.argv[2], int(sys.argv[3]))))
     elif sys.argv[1] == "api":
         print(json.dumps(api_probe(int(sys.argv[2]))))
+    elif sys.argv[1] == "load":  # python -m workshop.bench load [REQUESTS [CONNECTIONS]]
+        arguments = [int(a) for a in sys.argv[2:4]]
+        print(json.dumps(load_probe(*arguments) if arguments else load_probe(LOAD_REQUESTS, LOAD_CONNECTIONS)))
     elif sys.argv[1] == "watch":
         print(json.dumps(watch_probe(sys.argv[2], int(sys.argv[3]))))
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 
 from workshop import manifest, paths, starters
@@ -66,28 +67,35 @@ def status(args: argparse.Namespace) -> int:
     results = _grade(labs, args.target)
     if args.json:
         print(json.dumps(report.as_json(results, args.target), indent=2))
-        return 0
-    lines = report.progress_table(labs, results, report.Style())
-    current = report.current_lab(results)
-    follow = f"Next: lab {current.lab.number}, `workshop check {current.lab.number}`." if current else "Every lab passes."
-    print("\n".join([*lines, "", follow]))
-    return 0
+    else:
+        lines = report.progress_table(labs, results, report.Style())
+        current = report.current_lab(results)
+        follow = f"Next: lab {current.lab.number}, `workshop check {current.lab.number}`." if current else "Every lab passes."
+        print("\n".join([*lines, "", follow]))
+    # As `check` exits: scripts and course platforms read the state of the course from the exit code too.
+    return 0 if all(result.done for result in results) else 1
 
 
 def hint(args: argparse.Namespace) -> int:
     lab = manifest.find(args.lab)
+    check_hint = None
     if args.task is None:
         failing = _grade([lab], "labs")[0].next_task
         if failing is None:
             print(f"Every task of lab {lab.number} passes: no hint needed.")
             return 0
-        task = failing.task
+        task, check_hint = failing.task, failing.check_hint
+        if check_hint:
+            print(f"Lab {lab.number}, task {task.number}: {failing.first_failure.name} fails.\n\n{check_hint}\n")
     elif 1 <= args.task <= len(lab.tasks):
         task = lab.tasks[args.task - 1]
     else:
         raise LookupError(f"lab {lab.number} has tasks 1 to {len(lab.tasks)}, not {args.task}")
     tiers = len(task.hints)
-    shown = task.hints[: args.tier] if args.tier else task.hints[:1]
+    shown = task.hints[: args.tier] if args.tier else task.hints[: 0 if check_hint else 1]
+    if not shown:
+        print(f"The task's hints, tier by tier: workshop hint {lab.number} {task.number} --tier 1")
+        return 0
     print(f"Lab {lab.number}, task {task.number}: {task.title}\n")
     for number, text in enumerate(shown, start=1):
         print(f"Hint {number} of {tiers}: {text}\n")
@@ -128,20 +136,48 @@ def _confirmed(question: str, assume_yes: bool) -> bool:
 
 def reset(args: argparse.Namespace) -> int:
     lab = manifest.find(args.lab)
+    folder = starters.lab_folder(lab)  # a file in its place: refused, left alone
     if args.undo:
-        restored = starters.undo(lab)
-        print(f"Brought back your version of lab {lab.number} from {paths.relative(restored)}.")
+        source = starters.latest_backup(lab)
+        if starters.same_tree(folder, source):
+            print(f"labs/{lab.id} is already your version from {paths.relative(source)}/: nothing to undo.")
+            return 0
+        changed = starters.changed_files(lab) if folder.exists() else []
+        question = f"Replace labs/{lab.id} with your version from {paths.relative(source)}/? Yours has"
+        command = f"workshop reset --undo {lab.number} --yes"
+    elif not folder.exists():
+        starters.reset(lab)
+        print(f"labs/{lab.id} did not exist, so there was nothing to back up. Lab {lab.number} is back to its starter.")
         return 0
-    changed = starters.changed_files(lab)
-    if not changed:
-        print(f"labs/{lab.id} is already the untouched starter: nothing to reset.")
+    else:
+        changed = starters.changed_files(lab)
+        if not changed:
+            print(f"labs/{lab.id} is already the untouched starter: nothing to reset.")
+            return 0
+        question = f"Replace labs/{lab.id} with the original starter? Yours has"
+        command = f"workshop reset {lab.number} --yes"
+    if changed and not args.yes:  # no changes from the starter: nothing of the learner's work to lose
+        question += (
+            f" {len(changed)} file(s) changed from the starter: {', '.join(changed[:5])}"
+            f"{' ...' if len(changed) > 5 else ''}. It is kept first, as a backup."
+        )
+        if not sys.stdin.isatty():
+            print(f"workshop: {question}", file=sys.stderr)
+            print(f"Nothing changed: no terminal to answer in. To go ahead: `{command}`.", file=sys.stderr)
+            return 2
+        try:
+            confirmed = _confirmed(question, False)
+        except EOFError:
+            confirmed = False
+        if not confirmed:
+            print("Nothing changed.")
+            return 1
+    if args.undo:
+        kept = starters.undo(lab, source)
+        print(f"Brought back your version of lab {lab.number} from {paths.relative(source)}/.")
+        if kept:
+            print(f"The version it replaced is kept in {paths.relative(kept)}/.")
         return 0
-    question = (
-        f"Replace labs/{lab.id} with the original starter? {len(changed)} file(s) differ from it: "
-        f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. Your version is kept first."
-    )
-    if not _confirmed(question, args.yes):
-        return 1
     saved = starters.reset(lab)
     print(f"Lab {lab.number} is back to its starter. Your version is in {paths.relative(saved)}/;")
     print(f"`workshop reset --undo {lab.number}` brings it back.")
@@ -216,6 +252,17 @@ def bench(args: argparse.Namespace) -> int:
     return benchmarks.main(runs=args.runs, suite=args.suite, write=args.write)
 
 
+def port(text: str) -> int:
+    """A TCP port for argparse: 0 (any free one) to 65535."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a port: choose 1024 to 65535 (or 0 for any free port)")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workshop", description="Lambda Patterns Workshop")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -266,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("start-api", help="serve a lab's API routes on 127.0.0.1, offline")
     serve.add_argument("lab", help=lab_help)
-    serve.add_argument("--port", type=int, default=3000, help="the port to listen on (default 3000; 0: any free port)")
+    serve.add_argument("--port", type=port, default=3000, help="the port to listen on (default 3000; 0: any free port)")
     serve.add_argument("--target", **target)
     serve.set_defaults(func=start_api)
 
@@ -330,3 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`workshop check | head`): not an error of ours, and nothing left to say.
+        # Point stdout at /dev/null so that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -47,6 +47,10 @@ def hint_blocks(lab: manifest.Lab, task: manifest.Task) -> str:
     for tier, hint in enumerate(task.hints, start=1):
         title = f"Hint {tier}: {TIERS[tier - 1]}" if tier <= len(TIERS) else f"Hint {tier}"
         blocks.append(f'??? tip "{title}"\n{textwrap.indent(hint, "    ")}\n')
+    # The hints written for one check's failure: the one `make check` shows when that check fails.
+    for name, hint in task.checks:
+        check = name.removeprefix(f"test_task{task.number}_").replace("_", " ")
+        blocks.append(f'??? tip "If the check “{check}” fails"\n{textwrap.indent(hint, "    ")}\n')
     return "\n".join(blocks)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from workshop import paths, sandbox
+from workshop import manifest, paths, sandbox
 from workshop.grading import integrity
 
 MINIMUM_PYTHON = (3, 11)
@@ -91,6 +91,16 @@ def graders(root: Path = paths.ROOT) -> Finding:
     return Finding("Graders", False, "; ".join(change.describe() for change in found), integrity.how_to_restore(found))
 
 
+def course() -> Finding:
+    """labs/labs.toml reads and lists labs: every command starts from it."""
+    try:
+        labs = manifest.labs()
+    except manifest.ManifestError as error:
+        return Finding("Course", False, str(error), manifest.RESTORE)
+    tasks = sum(len(lab.tasks) for lab in labs)
+    return Finding("Course", True, f"{paths.relative(paths.MANIFEST)}: {len(labs)} labs, {tasks} tasks")
+
+
 def sam_cli() -> Finding:
     found = shutil.which("sam")
     return Finding(
@@ -114,7 +124,7 @@ def aws_credentials() -> Finding:
     )
 
 
-CHECKS = (python_version, virtual_environment, installed_packages, offline_guard, graders, sam_cli, aws_credentials)
+CHECKS = (python_version, virtual_environment, installed_packages, offline_guard, course, graders, sam_cli, aws_credentials)
 
 
 def run() -> list[Finding]:

@@ -14,7 +14,15 @@ from workshop import paths
 class Task:
     number: int
     title: str
-    hints: tuple[str, ...]
+    hints: tuple[str, ...]  # tiers: a nudge, a pointer, the exact API
+    # A hint for one check's failure, by the grader's test name: what a learner whose code fails that
+    # check needs, where the task's first tier would answer another question.
+    checks: tuple[tuple[str, str], ...] = ()
+
+    def hint_for(self, test_name: str) -> str | None:
+        """The hint that fits a failure of `test_name` (parameters ignored), or None."""
+        name = test_name.partition("[")[0]
+        return dict(self.checks).get(name)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,14 @@ def _task(lab_id: str, number: int, raw: dict) -> Task:
         raise ManifestError(f"{lab_id}, task {number}: 'title' must be a non-empty string")
     if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
         raise ManifestError(f"{lab_id}, task {number}: 'hints' must be a list of non-empty strings")
-    return Task(number, title.strip(), tuple(hints))
+    checks = raw.get("checks", {})
+    if not isinstance(checks, dict) or not all(
+        name.startswith(f"test_task{number}_") and isinstance(text, str) and text.strip() for name, text in checks.items()
+    ):
+        raise ManifestError(
+            f"{lab_id}, task {number}: 'checks' must map test_task{number}_* test names to non-empty hints"
+        )
+    return Task(number, title.strip(), tuple(hints), tuple(checks.items()))
 
 
 def _lab(number: int, raw: dict) -> Lab:
@@ -103,15 +118,36 @@ def parse(text: str) -> tuple[Lab, ...]:
     return labs
 
 
+RESTORE = "bring it back with `git checkout -- labs/labs.toml`"
+
+
 @cache
 def labs() -> tuple[Lab, ...]:
-    return parse(paths.MANIFEST.read_text(encoding="utf-8"))
+    """The course's labs, in order; a manifest that is missing, unreadable or lists no lab is a
+    ManifestError that says which and how to restore it."""
+    where = paths.relative(paths.MANIFEST)
+    try:
+        text = paths.MANIFEST.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{where} is missing: it lists the labs and their tasks; {RESTORE}") from None
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{where} is not UTF-8 text (byte {error.start} is not): {RESTORE}") from None
+    except OSError as error:
+        raise ManifestError(f"{where} cannot be read ({error.strerror}): {RESTORE}") from None
+    try:
+        found = parse(text)
+    except ManifestError as error:
+        raise ManifestError(f"{where}: {error}; {RESTORE} if you did not mean to change it") from None
+    if not found:
+        raise ManifestError(f"{where} lists no lab (no [[lab]] table): {RESTORE}")
+    return found
 
 
 def find(key: str) -> Lab:
     """A lab by id, by number ('1') or by a unique prefix of its id ('lab01')."""
     all_labs = labs()
-    if key.isdigit() and 1 <= int(key) <= len(all_labs):
+    # isdecimal, not isdigit: int() cannot read every digit ('²'), nor more than 4,300 of them.
+    if key.isdecimal() and len(key) < 100 and 1 <= int(key) <= len(all_labs):
         return all_labs[int(key) - 1]
     matches = [lab for lab in all_labs if lab.id == key] or [lab for lab in all_labs if lab.id.startswith(key)]
     if len(matches) == 1:

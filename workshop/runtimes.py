@@ -1,41 +1,67 @@
-"""Lambda's Python runtimes and the dates Lambda deprecates them.
+"""Lambda's Python runtimes: when Lambda deprecates each, and which runtime follows it.
 
-Source: AWS Lambda Developer Guide, "Lambda runtimes" and "Building Lambda functions with Python",
-read 2026-11-27. When AWS publishes a new runtime or moves a date, update this table: the template
-checks fail once a chosen runtime is within a year of its deprecation, which is the point.
+The dates come from the lifecycle data cfn-lint ships (cfnlint/data/AdditionalSpecs/
+LmbdRuntimeLifecycle.json), which its maintainers keep in step with the AWS Lambda Developer Guide's
+"Lambda runtimes" page; a cfn-lint upgrade brings new dates. Where the two ever disagree, the workshop
+follows cfn-lint's data (docs/deploy.md says so). The template checks fail once a chosen runtime is
+within a year of its deprecation, which is the point.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
+from functools import cache
+from importlib import resources
 from typing import NamedTuple
 
-PYTHON_DEPRECATION = {
-    "python3.14": date(2030, 6, 30),
-    "python3.13": date(2029, 6, 30),
-    "python3.12": date(2028, 10, 31),
-    "python3.11": date(2026, 6, 30),
-    "python3.10": date(2026, 6, 30),
-    "python3.9": date(2025, 12, 15),
-    "python3.8": date(2024, 10, 14),
-}
-
 NOTICE = timedelta(days=365)
+
+
+class Lifecycle(NamedTuple):
+    deprecated: date  # Lambda stops security patches and support
+    create_block: date | None  # from then on, no new function can use it
+    update_block: date | None  # from then on, no function using it can be updated
+    successor: str | None  # the runtime to move to
+
+
+@cache
+def python_lifecycles() -> dict[str, Lifecycle]:
+    """Each Python runtime's lifecycle, from cfn-lint's data."""
+    text = resources.files("cfnlint.data.AdditionalSpecs").joinpath("LmbdRuntimeLifecycle.json").read_text(encoding="utf-8")
+
+    def day(value: str | None) -> date | None:
+        return date.fromisoformat(value) if value else None
+
+    return {
+        runtime: Lifecycle(date.fromisoformat(dates["deprecated"]), day(dates.get("create-block")), day(dates.get("update-block")), dates.get("successor"))
+        for runtime, dates in json.loads(text).items()
+        if runtime.startswith("python") and dates.get("deprecated")
+    }
 
 
 def problem_with(runtime: object, today: date | None = None) -> str | None:
     """Why `runtime` is not a good choice today, or None when it is current for at least a year."""
     today = today or date.today()
-    deprecated_on = PYTHON_DEPRECATION.get(str(runtime))
-    if deprecated_on is None:
-        known = ", ".join(PYTHON_DEPRECATION)
-        return f"{runtime!r} is not a Python runtime this workshop knows (known: {known})"
-    if deprecated_on <= today:
-        return f"{runtime} was deprecated by Lambda on {deprecated_on:%d %B %Y}"
-    if deprecated_on - today < NOTICE:
-        return f"{runtime} is deprecated by Lambda on {deprecated_on:%d %B %Y}, less than a year from now"
+    lifecycle = python_lifecycles().get(str(runtime))
+    if lifecycle is None:
+        known = ", ".join(sorted(python_lifecycles(), key=_version, reverse=True))
+        return f"{runtime!r} is not a Python runtime of Lambda's (known: {known})"
+    move = f"; move to {lifecycle.successor}" if lifecycle.successor and lifecycle.successor != runtime else ""
+    blocks = ""
+    if lifecycle.create_block:
+        blocks = f" (no new function can use it from {lifecycle.create_block:%d %B %Y}"
+        blocks += f", no update from {lifecycle.update_block:%d %B %Y})" if lifecycle.update_block else ")"
+    if lifecycle.deprecated <= today:
+        return f"{runtime} was deprecated by Lambda on {lifecycle.deprecated:%d %B %Y}{blocks}{move}"
+    if lifecycle.deprecated - today < NOTICE:
+        return f"{runtime} is deprecated by Lambda on {lifecycle.deprecated:%d %B %Y}, less than a year from now{blocks}{move}"
     return None
+
+
+def _version(runtime: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", runtime))
 
 
 class PowertoolsLayer(NamedTuple):

@@ -69,7 +69,12 @@ def _is_local(address: object) -> bool:
 
 _original_connect = socket.socket.connect
 _original_connect_ex = socket.socket.connect_ex
+_original_sendto = socket.socket.sendto
+_original_sendmsg = socket.socket.sendmsg
 _original_getaddrinfo = socket.getaddrinfo
+_original_gethostbyname = socket.gethostbyname
+_original_gethostbyname_ex = socket.gethostbyname_ex
+_original_gethostbyaddr = socket.gethostbyaddr
 
 
 def _refuse(target: object) -> NetworkBlocked:
@@ -100,13 +105,50 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     return _original_connect_ex(self, address)
 
 
+def _guarded_sendto(self: socket.socket, data, *flags_and_address):
+    # An unconnected (UDP) socket names its destination with each datagram: sendto(data[, flags], address).
+    if not _is_local(flags_and_address[-1] if flags_and_address else None):
+        raise _refuse(flags_and_address[-1])
+    return _original_sendto(self, data, *flags_and_address)
+
+
+def _guarded_sendmsg(self: socket.socket, buffers, ancdata=(), flags=0, address=None):
+    if address is not None and not _is_local(address):
+        raise _refuse(address)
+    arguments = (buffers, ancdata, flags) + (() if address is None else (address,))
+    return _original_sendmsg(self, *arguments)
+
+
+def _lookup(original, what: str):
+    """A name or address lookup (gethostbyname and the like), refused for anything but this machine."""
+
+    def guarded(host, *args, **kwargs):
+        if not _is_local_host(host):
+            raise _refuse(host)
+        return original(host, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = what
+    return guarded
+
+
 def block_network() -> None:
+    """Refuse, before anything leaves this machine, every way the standard library reaches another one:
+    TCP and UDP connections, datagrams sent to an address, and name and address lookups."""
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign]
+    socket.socket.sendmsg = _guarded_sendmsg  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
+    socket.gethostbyname = _lookup(_original_gethostbyname, "gethostbyname")
+    socket.gethostbyname_ex = _lookup(_original_gethostbyname_ex, "gethostbyname_ex")
+    socket.gethostbyaddr = _lookup(_original_gethostbyaddr, "gethostbyaddr")
 
 
 def enter() -> None:
-    """Fake credentials and region, no real endpoints, no network beyond loopback."""
+    """Fake credentials and region, no real endpoints, no network beyond loopback; and moto refuses what
+    AWS refuses on the paths the labs use (aws_parity)."""
+    from workshop import aws_parity
+
     fake_aws_environment()
     block_network()
+    aws_parity.apply()

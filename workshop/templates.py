@@ -228,6 +228,19 @@ def resources_of_type(template: dict[str, Any], kind: str) -> Iterator[tuple[str
             yield name, resource.get("Properties") or {}
 
 
+def event_types(template: dict[str, Any]) -> dict[str, set[str]]:
+    """What invokes each serverless function of an untransformed template: its Events' Types (Api, S3,
+    SQS, SNS, Schedule...), by logical id."""
+    return {
+        name: {
+            event["Type"]
+            for event in ((properties.get("Events") or {}).values())
+            if isinstance(event, dict) and isinstance(event.get("Type"), str)
+        }
+        for name, properties in resources_of_type(template, "AWS::Serverless::Function")
+    }
+
+
 def references(value: Any) -> set[str]:
     """Every logical id that `value` names through Ref, Fn::GetAtt or ${...} in Fn::Sub."""
     found: set[str] = set()

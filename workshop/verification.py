@@ -3,12 +3,14 @@
 - every reference solution passes every task;
 - every shipped starter (workshop/starters/, not the working copy in labs/, which a learner may have
   changed) fails every task, each failure with a message;
-- every task has its three tiers of hints, and is reachable from a failing check.
+- every task has its three tiers of hints, and is reachable from a failing check; a hint written for one
+  check names a check its grader defines.
 Both gradings run in fresh processes, as a learner's `make check` does.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -60,12 +62,27 @@ def problems_with_starters(results: dict) -> list[str]:
 
 
 def problems_with_hints() -> list[str]:
-    return [
+    found = [
         f"{lab.id}: task {task.number} has {len(task.hints)} hint(s), not {HINT_TIERS}"
         for lab in manifest.labs()
         for task in lab.tasks
         if len(task.hints) != HINT_TIERS
     ]
+    for lab in manifest.labs():
+        tests = grader_tests(lab)
+        found += [
+            f"{lab.id}: task {task.number} has a hint for {name}, which {paths.relative(lab.grader)} does not define"
+            for task in lab.tasks
+            for name, _ in task.checks
+            if name not in tests
+        ]
+    return found
+
+
+def grader_tests(lab: manifest.Lab) -> set[str]:
+    """The names of the test functions a lab's grader defines (read, not imported)."""
+    tree = ast.parse(lab.grader.read_text(encoding="utf-8"))
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
 
 def main(refresh: bool = False) -> int:

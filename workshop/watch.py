@@ -27,23 +27,45 @@ def snapshot(folder: Path) -> dict[str, float]:
 
 
 def watch(lab: Lab, max_rounds: int | None = None) -> int:
-    """Grade now, then after every change; Ctrl-C stops. `max_rounds` bounds it (for tests)."""
+    """Grade now, then after every change; Ctrl-C stops. `max_rounds` bounds it (for tests).
+
+    The other labs are graded once, after the first showing, so that the progress table says which are
+    done (their code does not change while this one is watched)."""
     folder, rounds = lab.folder("labs"), 0
     seen: dict[str, float] | None = None
+    results: dict[str, object] = {}
     while max_rounds is None or rounds < max_rounds:
         current = snapshot(folder)
         if current != seen:
             seen = current
             rounds += 1
-            print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
-            print(render(lab))
-            print(f"\nWatching {folder.name}/ for changes (Ctrl-C to stop)...", flush=True)
+            results.update(grade([lab]))
+            show(lab, results, folder)
+        elif len(results) < len(manifest.labs()):
+            results.update(grade([other for other in manifest.labs() if other.id not in results]))
+            show(lab, results, folder)
         time.sleep(POLL_SECONDS)
     return 0
 
 
-def render(lab: Lab) -> str:
-    """The lab graded now, as `workshop check LAB` shows it."""
-    from workshop.grading import report, runner
+def grade(labs: list[Lab]) -> dict[str, object]:
+    """Grade `labs` with this process's warm engine, by lab id."""
+    from workshop.grading import runner
 
-    return report.render(list(manifest.labs()), runner.grade([lab], "labs", long_lived=True), "labs")
+    return {result.lab.id: result for result in runner.grade(labs, "labs", long_lived=True)}
+
+
+def show(lab: Lab, results: dict[str, object], folder: Path) -> None:
+    print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
+    print(render(lab, results))
+    print(f"\nWatching {folder.name}/ for changes (Ctrl-C to stop)...", flush=True)
+
+
+def render(lab: Lab, results: dict[str, object] | None = None) -> str:
+    """The progress table (the labs graded so far), then `lab` as `workshop check LAB` shows it."""
+    from workshop.grading import report
+
+    labs = list(manifest.labs())
+    results = results if results is not None else grade([lab])
+    graded = [results[other.id] for other in labs if other.id in results]
+    return report.render(labs, graded, "labs", focus=lab)

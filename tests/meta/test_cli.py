@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,10 +75,14 @@ def test_check_grades_the_first_unfinished_lab_and_never_advances(labs):
 def test_check_all_and_status_grade_every_lab(labs):
     assert list(graded(labs, "--all")) == [lab.id for lab in manifest.labs()]
     status = workshop(labs, "status")
-    assert status.returncode == 0 and all(lab.pattern in status.stdout for lab in manifest.labs())
+    assert status.returncode == 1, "status exits like check: 1 while a task is unfinished"
+    assert all(lab.pattern in status.stdout for lab in manifest.labs())
     assert "not checked" not in status.stdout
-    listed = json.loads(workshop(labs, "status", "--json").stdout)["labs"]
-    assert [lab["id"] for lab in listed] == [lab.id for lab in manifest.labs()]
+    as_json = workshop(labs, "status", "--json")
+    assert as_json.returncode == 1
+    assert [lab["id"] for lab in json.loads(as_json.stdout)["labs"]] == [lab.id for lab in manifest.labs()]
+    solved = workshop(paths.SOLUTIONS, "status", "--json")
+    assert solved.returncode == 0 and json.loads(solved.stdout)["status"] == "pass", solved.stderr[-2000:]
 
 
 def test_hint_gives_one_tier_at_a_time(labs):
@@ -101,7 +106,7 @@ def test_reset_asks_keeps_a_backup_and_undo_brings_it_back(labs):
     app = labs / APP1
     app.write_text(app.read_text() + "\n# my work in progress\n")
     unconfirmed = workshop(labs, "reset", "1")
-    assert unconfirmed.returncode == 1 and "my work in progress" in app.read_text(), "no --yes, no reset"
+    assert unconfirmed.returncode == 2 and "my work in progress" in app.read_text(), "no --yes, no reset"
 
     done = workshop(labs, "reset", "1", "--yes")
     assert done.returncode == 0 and "my work in progress" not in app.read_text()
@@ -126,9 +131,14 @@ def test_doctor_checks_the_machine(labs):
     assert run.returncode == 0, run.stdout
 
 
-def test_watch_grades_again_after_a_save(labs):
+def test_watch_grades_again_after_a_save_and_shows_finished_labs_as_done(labs):
+    """Watching lab 2 with lab 1 solved: the table says lab 1 is done (once the other labs are graded),
+    a save grades lab 2 again, and watch never suggests itself."""
+    shutil.rmtree(labs / LAB1.id)
+    shutil.copytree(paths.SOLUTIONS / LAB1.id, labs / LAB1.id)
+    app2 = labs / "lab02_s3_events/csv_summary/app.py"
     process = subprocess.Popen(
-        [sys.executable, "-m", "workshop", "watch", "1"],
+        [sys.executable, "-m", "workshop", "watch", "2"],
         cwd=paths.ROOT,
         env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
         stdout=subprocess.PIPE,
@@ -136,18 +146,28 @@ def test_watch_grades_again_after_a_save(labs):
         text=True,
         start_new_session=True,
     )
-    output = ""
+    screens: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while output.count("Watching") < 1 and time.monotonic() < deadline:
-            output += process.stdout.readline()
-        (labs / APP1).write_text((labs / APP1).read_text() + "\n")
-        while output.count("Watching") < 2 and time.monotonic() < deadline:
-            output += process.stdout.readline()
+        deadline, screen = time.monotonic() + 120, ""
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            screen += line
+            if line.startswith("Watching"):
+                screens.append(screen)
+                screen = ""
+                if "not checked" not in screens[-1] and len(screens) >= 2 and not app2.read_text().endswith("\n\n"):
+                    app2.write_text(app2.read_text() + "\n")  # a save, once every lab has been graded
+                elif app2.read_text().endswith("\n\n") and len(screens) >= 3:
+                    break
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=10)
-    assert output.count("Lambda Patterns Workshop · grading labs/") == 2, output[-2000:]
+    assert len(screens) >= 3, "\n=====\n".join(screens)[-3000:]
+    first, table, after_save = screens[0], screens[1], screens[-1]
+    assert "not checked" in first, "the first screen shows lab 2 at once, before grading the others"
+    assert re.search(r"1 API Gateway \+ Lambda \+ DynamoDB\s+5/5 .* done", table), table
+    assert "Lab 2 ·" in after_save and "Next: make task 1 pass" in after_save, after_save
+    assert "workshop watch" not in "".join(screens), "watch suggests itself"
 
 
 def test_verify_checks_solutions_starters_and_hints(labs):
@@ -237,3 +257,18 @@ def test_the_output_shown_in_the_docs_is_what_the_command_prints(snippet):
         f"{snippet} is stale: regenerate it on untouched labs/ with "
         f"`NO_COLOR=1 COLUMNS=100 .venv/bin/workshop {' '.join(arguments)} > {snippet}`"
     )
+
+
+def test_a_failing_task_points_at_its_section_on_the_served_site(labs):
+    run = workshop(labs, "check", "1")
+    assert "read http://127.0.0.1:8000/labs/lab01_api_gateway/#task-1 (`make docs` serves the site)" in run.stdout, run.stdout
+    assert "docs/labs/lab01_api_gateway.md" not in run.stdout, "the Markdown source is not where a learner reads"
+
+
+def test_a_passing_lab_says_what_to_do_next():
+    run = workshop(paths.SOLUTIONS, "check", "2")
+    assert run.returncode == 0, run.stdout[-2000:]
+    after = run.stdout.split("Lab 2 passes.", 1)[1]
+    assert "compare your code with the reference: `workshop solution 2`" in after
+    assert "upload a file with `workshop upload 2 FILE`" in after and "explore.ipynb in Jupyter" in after
+    assert "Then lab 3, Order worker: `workshop check 3`." in after

@@ -51,6 +51,18 @@ def test_lab_pages_include_the_real_files_and_show_the_hints(site):
     assert "put_item one by one vs batch writer" in lab3, "lab 3's page does not show the measured write ratio"
 
 
+def test_each_task_has_the_anchor_make_check_links_to(site):
+    """`make check` prints http://127.0.0.1:8000/labs/<lab>/#task-N (report.page_url): it must land there."""
+    from workshop.grading import report
+
+    for lab in manifest.labs():
+        for task in lab.tasks:
+            url = report.page_url(lab, task.number)
+            page, anchor = url.removeprefix(report.SITE + "/").split("#")
+            html = (site / page / "index.html").read_text(encoding="utf-8")
+            assert f'id="{anchor}"' in html, f"{url}: no element with id {anchor!r} on the built page"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: paths.relative(p))
 def test_code_blocks_include_real_files_instead_of_pasting_code(page):
     for block in FENCE.finditer(page.read_text(encoding="utf-8")):

@@ -28,7 +28,7 @@ def test_the_committed_snippets_are_what_labs_toml_renders():
 
 def test_a_page_shows_one_task_s_hints_as_collapsed_tips():
     html = convert(docs_snippets.hints_include(LAB1, 2))
-    assert html.count('<details class="tip">') == len(LAB1.tasks[1].hints), html
+    assert html.count('<details class="tip">') == len(LAB1.tasks[1].hints) + len(LAB1.tasks[1].checks), html
     assert "Hint 3: the exact API" in html and "NotFoundError" in html, html
     assert "LastEvaluatedKey" not in html, "the include shows another task's hints too"
 

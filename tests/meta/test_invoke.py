@@ -155,3 +155,16 @@ def test_the_invoke_output_shown_in_the_docs_is_what_the_command_prints(snippet)
     assert normalised(run.stdout) == normalised(shown), (
         f"{snippet} is stale: regenerate it with `.venv/bin/workshop {' '.join(arguments)} > {snippet}`"
     )
+
+
+def test_the_event_verbs_print_what_the_functions_wrote(tmp_path):
+    """Not only "succeeded": the object, rows and items each function wrote, store by store."""
+    csv = tmp_path / "x.csv"
+    csv.write_text("sku,quantity,unit_price\nA,1,2.50\n", encoding="utf-8")
+    upload = workshop(LABS, "upload", "2", str(csv), "--target", "solutions")
+    written = upload.stdout.split("What the functions wrote:\n", 1)[1]
+    assert "ResultsBucket: 1 new or changed object(s)" in written and '"rows": 1' in written, upload.stdout[-2000:]
+    send = workshop(LABS, "send", "3", "--target", "solutions")
+    assert "OrdersTable: 1 new or changed item(s)" in send.stdout and '"order_id": "ord-3001"' in send.stdout, send.stdout[-2000:]
+    tick = workshop(LABS, "tick", "4", "2026-11-27T14:00:00Z", "--target", "solutions")
+    assert "reports/2026/11/27/13.json" in tick.stdout.split("What the functions wrote:", 1)[1], tick.stdout[-2000:]

@@ -94,10 +94,11 @@ def test_the_pattern_shows_its_diagram(lab):
 def test_the_tasks_are_the_manifest_tasks_each_followed_by_its_hints(lab):
     tasks = split(read(lab).get("Tasks", ""), "###")
     found = [heading for heading, _ in tasks]
-    expected = [f"Task {task.number}: {task.title}" for task in lab.tasks]
+    # Each with its own anchor, the address `make check` prints (http://127.0.0.1:8000/labs/<lab>/#task-N).
+    expected = [f"Task {task.number}: {task.title} {{ #task-{task.number} }}" for task in lab.tasks]
     assert found == expected, (
         f"docs/{lab.page}: the ### headings under '## Tasks' are\n  {found}\nlabs/labs.toml has\n  {expected}\n"
-        f"Write one '### Task N: <title>' per task of labs/labs.toml, in its order, with its exact title."
+        f"Write one '### Task N: <title> {{ #task-N }}' per task of labs/labs.toml, in its order, with its exact title."
     )
     for task, (heading, body) in zip(lab.tasks, tasks, strict=True):
         last = next((line for line in reversed(body.splitlines()) if line.strip()), "")

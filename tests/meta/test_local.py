@@ -200,7 +200,7 @@ def test_upload_publish_and_tick_run_their_functions(tmp_path):
     ("arguments", "message"),
     [
         (["upload", "2", "no-such-file.csv"], "there is no file no-such-file.csv"),
-        (["send", "1"], "lab 1 has 0 functions with an SQS event source"),
+        (["send", "1"], "lab 1 has no function that polls a queue"),
         (["publish", "3"], "lab 3 has no topic to publish to"),
         (["publish", "5", "--message", "{}", "--attribute", "size"], "--attribute takes NAME=VALUE"),
         (["tick", "4", "tomorrow"], "'tomorrow' is not a time"),

@@ -1,8 +1,9 @@
 """`workshop start-api`: HTTP requests become API Gateway REST proxy events, responses become HTTP.
 
 Most tests use a fake lab (a hand-written template, a function that answers what each test wants);
-the slow ones at the end serve lab 1's reference through LocalLab, in a thread and in a real process.
-Sockets: 127.0.0.1 only.
+the slow ones at the end serve lab 1's reference through LocalLab, in a thread and in a real process:
+its faults (many clients at once, functions that run past their Timeout) and a bounded load test
+(`make bench` runs a longer one). Sockets: 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workshop import paths, templates
+from workshop import bench, manifest, paths, starters, templates
 from workshop.local import api
 from workshop.local.api import Request, Route
 
@@ -126,6 +129,7 @@ def test_the_banner_says_once_what_aws_checks_that_the_local_server_does_not():
     lab.template, lab.number = template, 1
     banner = api.banner(lab, lab1, "http://127.0.0.1:3000")
     assert banner.count("curl --aws-sigv4") == 1 and banner.count("checks the body of POST /items") == 1, banner
+    assert banner.count("-H 'Content-Type: application/json'") == 1, "a POST route: say how to send JSON"
     plain = api.banner(FakeLab(), ROUTES, "http://127.0.0.1:3000")  # no auth, no validation: nothing to say
     assert "In AWS" not in plain, plain
 
@@ -437,3 +441,112 @@ def test_the_command_serves_until_ctrl_c_then_exits_0(stop):
     assert process.returncode == 0, output[-2000:]
     assert re.search(r"^Stopped: http://127\.0\.0\.1:\d+ is closed\.$", output, re.M), output[-2000:]
     assert "Traceback" not in output
+
+
+# --- faults and load -------------------------------------------------------------------------------
+
+
+def test_clients_connecting_all_at_once_are_held_until_accepted_not_dropped():
+    # GIVEN a server that is not accepting yet (as when its accepting thread waits for the GIL under load)
+    server = api.bind(0)
+    port = server.server_address[1]
+    clients = []
+    try:
+        # WHEN 40 clients connect at once: the kernel completes each connection while the backlog has room
+        for n in range(40):
+            client = socket.create_connection(("127.0.0.1", port), timeout=0.5)  # a dropped SYN waits 1 s
+            clients.append(client)
+    except OSError as error:
+        server.server_close()
+        pytest.fail(f"connection {len(clients) + 1} of 40 was not accepted by the kernel ({error!r}): the listen backlog is too small")
+    stop = threading.Event()
+    thread = threading.Thread(target=api._serve, args=(FakeLab(), server, None, stop), daemon=True)
+    thread.start()
+    try:
+        # THEN each is served, none reset
+        for client in clients:
+            client.settimeout(10)
+            client.sendall(b"GET /items/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answers = []
+        for client in clients:
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+            answers.append(received.split(b"\r\n", 1)[0])
+    finally:
+        for client in clients:
+            client.close()
+        stop.set()
+        thread.join(10)
+    assert answers == [b"HTTP/1.1 200 OK"] * 40, answers
+
+
+def test_a_function_that_outlasts_the_integration_timeout_is_a_504_and_its_log_follows(capsys):
+    template = json.loads(json.dumps(TEMPLATE))
+    template["Resources"]["Api"]["Properties"]["Body"]["paths"]["/items/{id}"]["get"]["x-amazon-apigateway-integration"]["timeoutInMillis"] = 200
+    lab = FakeLab(lambda event: (time.sleep(1), ok())[1])
+    lab.template = template
+    with running(lab) as url:
+        started = time.perf_counter()
+        status, headers, body = call(f"{url}/items/1")
+        waited = time.perf_counter() - started
+        time.sleep(1.2)  # the function ends: its log is printed then
+    assert (status, json.loads(body)) == (504, {"message": "Endpoint request timed out"}) and waited < 0.9, (status, body, waited)
+    console = capsys.readouterr().out
+    assert "504: ItemsFunction had not answered after 0.2 s, the integration's timeout" in console, console
+    assert "answered after the 504, too late for API Gateway" in console and "ItemsFunction ran" in console, console
+
+
+def lab1_copy(tmp_path, old: str, new: str) -> Path:
+    """A labs/ tree holding lab 1's reference with a Timeout of 1 s and `old` replaced by `new` in its app.py."""
+    labs = tmp_path / "labs"
+    lab = manifest.find("1")
+    starters.write_files(labs / lab.id, starters.files_in(lab.folder("solutions")))
+    template = labs / lab.id / "template.yaml"
+    template.write_text(template.read_text().replace("    Timeout: 10\n", "    Timeout: 1\n"))
+    app = labs / lab.id / "items_api" / "app.py"
+    assert old in app.read_text(), f"lab 1's app.py no longer holds {old!r}"
+    app.write_text(app.read_text().replace(old, new))
+    return labs
+
+
+@pytest.mark.timeout(120)
+def test_timed_out_invocations_are_stopped_and_the_next_request_is_a_quick_cold_start(tmp_path):
+    # GIVEN a server whose list route loops for ever, under a Timeout of 1 s
+    labs = lab1_copy(tmp_path, "def list_items():\n", "def list_items():\n    while True:\n        pass\n")
+    with bench.start_api_process("1", "labs", {**os.environ, "WORKSHOP_LABS": str(labs)}) as server:
+        # WHEN three requests time out at once
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda _: call(f"{server.url}/items"), range(3)))
+        # THEN each is API Gateway's answer to a function error, and no run goes on in the server
+        assert [(status, json.loads(body)) for status, _, body in answers] == [(502, {"message": "Internal server error"})] * 3
+        time.sleep(0.2)
+        cpu = bench.process_cpu_s(server.pid)
+        time.sleep(1.0)
+        busy = bench.process_cpu_s(server.pid) - cpu
+        assert busy < 0.3, f"the server used {busy:.2f} s of CPU in a quiet second: a timed-out run is still going"
+        started = time.perf_counter()
+        status, _, body = call(f"{server.url}/items/nope")
+        took = time.perf_counter() - started
+        assert status == 404 and took < 3, (status, body, took)
+        time.sleep(0.2)
+        console = "\n".join(server.console)
+    assert len(re.findall(r"Task timed out after 1\.00 seconds", console)) == 3, console[-3000:]
+    assert console.count("ran past its Timeout and Lambda stopped it (Sandbox.Timedout)") == 3, console[-3000:]
+    last = console.rsplit("GET /items/nope 404", 1)[1]
+    assert "Init Duration" in last, f"the request after a timeout is not a cold start:\n{last}"
+
+
+@pytest.mark.timeout(120)
+def test_a_mixed_load_of_20_clients_at_once_is_answered_right_with_flat_memory():
+    # GIVEN lab 1's reference served by `workshop start-api`; WHEN 300 requests come from 20 clients at
+    # once, each on a new connection: creates, bad JSON, invalid bodies, unknown routes, missing ids
+    with bench.start_api_process("1") as server:
+        load = bench.api_load(server, 300, 20)
+    # THEN none is reset or waits for a dropped connection to be retried, every answer fits its request,
+    # the table holds the valid creates alone, and the server's memory stays flat
+    assert load["connection_errors"] == 0 and load["slowest_connect_ms"] < 900, load
+    assert load["wrong_answers"] == 0 and load["answered"] == 300, load["failures"]
+    assert load["table_ok"] and load["table_items"] == load["created"] + 1 == 51, load
+    growth_mb = (load["rss_after_kib"] - load["rss_before_kib"]) / 1024
+    assert growth_mb < 16, f"the server's memory grew by {growth_mb:.1f} MB over 300 requests"

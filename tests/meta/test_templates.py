@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -113,8 +115,22 @@ def test_the_runtime_check_flags_deprecated_near_and_unknown_runtimes():
     today = date(2026, 11, 27)
     assert runtimes.problem_with("python3.13", today) is None
     assert "deprecated by Lambda on 15 December 2025" in runtimes.problem_with("python3.9", today)
-    assert "less than a year" in runtimes.problem_with("python3.12", date(2028, 1, 1))
+    near = runtimes.problem_with("python3.12", date(2028, 1, 1))
+    assert "less than a year" in near and "; move to python3.14" in near, near
     assert "not a Python runtime" in runtimes.problem_with("nodejs22.x", today)
+
+
+def test_the_runtime_dates_are_cfn_lint_s_not_our_own():
+    """cfn-lint's lifecycle data is the one source: runtimes.py holds no date of its own."""
+    import cfnlint.data.AdditionalSpecs
+
+    source = Path(runtimes.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"date\(\d{4}", source) and not re.search(r"\d{4}-\d{2}-\d{2}", source), "a date in runtimes.py"
+    data = json.loads((Path(cfnlint.data.AdditionalSpecs.__file__).parent / "LmbdRuntimeLifecycle.json").read_text())
+    assert runtimes.python_lifecycles()["python3.11"].deprecated == date.fromisoformat(data["python3.11"]["deprecated"])
+    assert runtimes.python_lifecycles()["python3.10"].successor == data["python3.10"]["successor"]
+    gone = runtimes.problem_with("python3.8", date(2026, 11, 27))
+    assert "no new function can use it from" in gone and "move to" in gone, gone
 
 
 def test_a_broken_template_gets_a_clear_error(tmp_path):
@@ -126,3 +142,19 @@ def test_a_broken_template_gets_a_clear_error(tmp_path):
     )
     with pytest.raises(templates.TemplateError, match="SAM cannot transform"):
         templates.transform(templates.load(tmp_path / "template.yaml"), tmp_path)
+
+
+def test_every_file_names_the_same_powertools_layer_version():
+    """Templates, hints, pages and graders all name one layer version: a bump is one search and replace,
+    and this test finds the place it missed."""
+    found: dict[tuple[int, int], list[str]] = {}
+    skipped = {".venv", "site", ".git", ".workshop", "node_modules", "__pycache__"}
+    for path in paths.ROOT.rglob("*"):
+        if skipped & set(path.relative_to(paths.ROOT).parts) or path.suffix not in {".yaml", ".md", ".toml", ".py", ".ipynb"}:
+            continue
+        for match in re.finditer(r"AWSLambdaPowertoolsPythonV(\d+)-python3\d+-(?:arm64|x86_64):(\d+)", path.read_text(encoding="utf-8", errors="replace")):
+            found.setdefault((int(match[1]), int(match[2])), []).append(paths.relative(path))
+    assert len(found) == 1, "more than one Powertools layer version: " + "; ".join(
+        f"V{major}:{version} in {sorted(set(files))}" for (major, version), files in found.items()
+    )
+    assert len(next(iter(found.values()))) >= 10, "the layer is named in fewer places than the templates alone"

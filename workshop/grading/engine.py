@@ -220,6 +220,10 @@ class Engine:
         shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
         return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
 
+    def known_tests(self, lab: Lab) -> list[str]:
+        """The node ids of the lab's tests, as its grader's last whole run collected them ([] before any)."""
+        return list(warmup.tests_of(lab.id, _grader_digest(lab)))
+
     def _cannot_grade(self, run: LabRun) -> bool:
         problem = integrity.problem_for(run.lab)
         if not problem and not run.lab.grader.is_file():

@@ -16,6 +16,16 @@ from workshop.grading.runner import LabResult, TaskResult
 from workshop.manifest import Lab
 
 JSON_VERSION = 1
+# Where `make docs` serves the site: messages link to the page a learner reads, not its Markdown source.
+SITE = "http://127.0.0.1:8000"
+# What to try a finished lab's functions with, by what invokes them (the Events' Type in its template).
+TRY_IT = {
+    "Api": "serve its API with `workshop start-api {n}` and call it with curl",
+    "S3": "upload a file with `workshop upload {n} FILE`",
+    "SQS": "send it messages with `workshop send {n}`",
+    "SNS": "publish to its topic with `workshop publish {n}`",
+    "Schedule": "move its clock with `workshop tick {n} 2026-11-27T14:00:00Z`",
+}
 BAR_WIDTH = 20
 MESSAGE_LINES = 24
 
@@ -109,7 +119,7 @@ def lab_details(result: LabResult, style: Style, verbose: bool) -> list[str]:
     lab = result.lab
     lines = [
         style.bold(f"Lab {lab.number} · {lab.title}: {lab.pattern}, {lab.practice.lower()}"),
-        style.dim(f"  code: {paths.relative(lab.folder('labs'))}/   page: docs/{lab.page}   grader: {paths.relative(lab.grader)}"),
+        style.dim(f"  code: {paths.relative(lab.folder('labs'))}/   page: {page_url(lab)}   grader: {paths.relative(lab.grader)}"),
         "",
     ]
     if result.error:
@@ -120,41 +130,90 @@ def lab_details(result: LabResult, style: Style, verbose: bool) -> list[str]:
     return lines
 
 
-def next_steps(result: LabResult, style: Style) -> list[str]:
+def next_steps(result: LabResult, style: Style, watching: bool = False) -> list[str]:
     task = result.next_task
     if task is None:
         return []
     lines = [
         "",
         style.bold("Next: ") + f"make task {task.task.number} pass. Look for TODO(task {task.task.number}) in "
-        f"{paths.relative(result.lab.folder('labs'))}/, and read \"Task {task.task.number}\" on the lab's page (make docs).",
+        f"{paths.relative(result.lab.folder('labs'))}/, and read {page_url(result.lab, task.task.number)} "
+        "(`make docs` serves the site).",
     ]
-    if task.task.hints:
-        wrapped = textwrap.wrap(task.task.hints[0], width=96)
+    # The hint written for the check that failed answers its question; the task's first tier otherwise.
+    hint, more = task.check_hint, f"workshop hint {result.lab.number} {task.task.number}"
+    if hint is None and task.task.hints:
+        hint, more = task.task.hints[0], f"{more} --tier 2"
+    if hint:
+        wrapped = textwrap.wrap(hint, width=96)
         lines += [style.bold("Hint: ") + wrapped[0], *("      " + line for line in wrapped[1:])]
-        lines.append(style.dim(f"      More: workshop hint {result.lab.number} {task.task.number} --tier 2"))
-    lines.append(style.dim("Save your file and run `make check` again (or `workshop watch` to re-check on every save)."))
+        lines.append(style.dim(f"      More: {more}"))
+    if not watching:
+        lines.append(style.dim("Save your file and run `make check` again (or `workshop watch` to re-check on every save)."))
+    return lines
+
+
+def page_url(lab: Lab, task: int | None = None) -> str:
+    """The address of a lab's page, or of one task's section, on the site `make docs` serves."""
+    return f"{SITE}/{lab.page.removesuffix('.md')}/" + (f"#task-{task}" if task else "")
+
+
+def after_passing(result: LabResult, labs: list[Lab], style: Style) -> list[str]:
+    """What a learner does once a lab passes: compare, try it, go on."""
+    from workshop import templates
+
+    lab = result.lab
+    lines = ["", style.bold("Next: ") + f"compare your code with the reference: `workshop solution {lab.number}`."]
+    try:
+        types = set().union(*templates.event_types(templates.loaded(lab.folder("labs") / "template.yaml")).values())
+    except Exception:  # noqa: BLE001 (a suggestion only: a template that does not load suggests nothing)
+        types = set()
+    # A lab without functions of its own (lab 6 tunes the others') is tried in the labs it tunes.
+    ways = [TRY_IT[kind].format(n=lab.number) for kind in TRY_IT if kind in types and lab.functions]
+    notebook = lab.folder("labs") / "explore.ipynb"
+    if notebook.is_file():
+        ways.append(f"open {paths.relative(notebook)} in Jupyter")
+    if ways:
+        lines.append(f"      Try it: {'; '.join(ways)}.")
+    following = next((other for other in labs if other.number == lab.number + 1), None)
+    if following is not None:
+        lines.append(f"      Then lab {following.number}, {following.title}: `workshop check {following.number}`.")
     return lines
 
 
 def render(
-    labs: list[Lab], results: list[LabResult], target: str, verbose: bool = False, style: Style | None = None
+    labs: list[Lab],
+    results: list[LabResult],
+    target: str,
+    verbose: bool = False,
+    style: Style | None = None,
+    focus: Lab | None = None,
 ) -> str:
-    """The progress table of `labs`, then the details of the first graded lab that is not done."""
+    """The progress table of `labs`, then the details of `focus` (default: the first graded lab that is not
+    done). With `focus` (watch), the lab being watched is the one shown, whatever the others' state."""
     style = style or Style()
     lines = [style.bold(f"Lambda Patterns Workshop · grading {target}/"), ""]
     lines += progress_table(labs, results, style)
     lines.append("")
-    focus = current_lab(results)
-    if focus is None:
+    if focus is not None:
+        shown = next(result for result in results if result.lab.id == focus.id)
+        if shown.done:
+            lines.append(style.good(f"Lab {focus.number} passes."))
+            return "\n".join(lines + after_passing(shown, labs, style))
+        lines += lab_details(shown, style, verbose)
+        return "\n".join(lines + next_steps(shown, style, watching=True))
+    current = current_lab(results)
+    if current is None:
         if len(results) == len(labs):
             lines.append(style.good("Every lab passes. Well done! Deploy your work with the steps in docs/deploy.md."))
         else:
             done = ", ".join(str(result.lab.number) for result in results)
             lines.append(style.good(f"Lab {done} passes."))
+            if len(results) == 1 and target == "labs":
+                lines += after_passing(results[0], labs, style)
         return "\n".join(lines)
-    lines += lab_details(focus, style, verbose)
-    lines += next_steps(focus, style)
+    lines += lab_details(current, style, verbose)
+    lines += next_steps(current, style)
     return "\n".join(lines)
 
 
@@ -182,7 +241,12 @@ def as_json(results: list[LabResult], target: str) -> dict:
                         "title": t.task.title,
                         "status": status(t.passed),
                         "tests": [
-                            {"name": test.name, "status": status(test.passed), "message": test.message or None}
+                            {
+                                "name": test.name,
+                                "status": status(test.passed),
+                                "message": test.message or None,
+                                "hint": None if test.passed else t.task.hint_for(test.name),
+                            }
                             for test in t.tests
                         ],
                     }

@@ -29,6 +29,12 @@ class TaskResult:
     def first_failure(self) -> TestResult | None:
         return next((test for test in self.tests if not test.passed), None)
 
+    @property
+    def check_hint(self) -> str | None:
+        """The hint written for the first failing check, when it has one of its own."""
+        failure = self.first_failure
+        return self.task.hint_for(failure.name) if failure else None
+
 
 @dataclass
 class LabResult:
@@ -73,6 +79,14 @@ def grade(labs: list[Lab], target: str, long_lived: bool = False) -> list[LabRes
     `long_lived`: this process grades again and again (watch), so preparing more ahead pays.
     """
     return [_lab_result(run) for run in engine(target, long_lived).grade(labs)]
+
+
+def grade_checks(lab: Lab, target: str, prefix: str, long_lived: bool = False) -> LabResult:
+    """Grade only the lab's tests whose names start with `prefix` (every test, the first time a grader
+    runs, before its tests are known): a quicker verdict on one check."""
+    graded = engine(target, long_lived)
+    chosen = tuple(nodeid for nodeid in graded.known_tests(lab) if nodeid.rpartition("::")[2].startswith(prefix))
+    return _lab_result(graded.grade([lab], {lab.id: chosen} if chosen else None)[0])
 
 
 def _lab_result(run: LabRun) -> LabResult:

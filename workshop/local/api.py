@@ -12,6 +12,9 @@ Each HTTP request goes through what API Gateway does for a REST API with Lambda 
    as long as the server runs).
 4. Its result must be a proxy response (statusCode, headers, multiValueHeaders, body, isBase64Encoded);
    anything else, or a function error, is a 502 "Internal server error", and the console says why.
+   A run past the function's Timeout is a function error too (Lambda stops it: Sandbox.Timedout), so
+   also a 502; a function that has not answered within the integration's timeout (timeoutInMillis,
+   29 s unless the template says less) is a 504 "Endpoint request timed out", as API Gateway gives up.
    A base64 body is decoded only when the request's first Accept type is one of the BinaryMediaTypes,
    as API Gateway decides; otherwise the client gets the base64 text, as it would from AWS.
 """
@@ -36,10 +39,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from workshop import manifest, templates
+from workshop.local.runtime import TIMEOUT_TYPES
 
 HOST = "127.0.0.1"  # never reachable from another machine: the learner's code is not hardened
 ACCOUNT_ID = "123456789012"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit for REST APIs
+INTEGRATION_TIMEOUT_MS = 29_000  # API Gateway's default (and, without a quota increase, largest) integration timeout
+LISTEN_BACKLOG = 1024  # connections the kernel holds until they are accepted (it caps this at net.core.somaxconn)
 DEFAULT_STAGE = "Prod"  # what SAM names the stage of the API it creates for Api events
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ANY = "ANY"
@@ -86,6 +92,7 @@ class Route:
     binary_media_types: tuple[str, ...] = ()
     iam_auth: bool = False  # AWS lets in only requests signed with IAM credentials (SigV4)
     body_model: str | None = None  # the model API Gateway checks the body against, if it validates it
+    timeout_ms: int = INTEGRATION_TIMEOUT_MS  # how long API Gateway waits for the function (timeoutInMillis)
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -181,7 +188,8 @@ def routes(template: dict[str, Any]) -> list[Route]:
                 verb = ANY if method == "x-amazon-apigateway-any-method" else method.upper()
                 security = operation.get("security", body.get("security")) or []
                 iam = any(sigv4 & set(requirement) for requirement in security if isinstance(requirement, dict))
-                found.append(Route(verb, path, function, api, stage, binary, iam, _body_model(body, operation)))
+                timeout_ms = templates.as_int(integration.get("timeoutInMillis"), INTEGRATION_TIMEOUT_MS)
+                found.append(Route(verb, path, function, api, stage, binary, iam, _body_model(body, operation), timeout_ms))
     return sorted(found, key=lambda r: (r.specificity, r.path, r.method == ANY, r.method))
 
 
@@ -348,6 +356,7 @@ def _gateway_error(status: int, message: str, error_type: str | None = None, *, 
 INTERNAL_SERVER_ERROR = _gateway_error(502, "Internal server error", "InternalServerErrorException", spaced=True)
 MISSING_AUTHENTICATION_TOKEN = _gateway_error(403, "Missing Authentication Token", "IncompleteSignatureException")
 REQUEST_TOO_LONG = _gateway_error(413, "Request Too Long")
+ENDPOINT_REQUEST_TIMED_OUT = _gateway_error(504, "Endpoint request timed out")
 
 
 def _header_value(value: Any) -> str | None:
@@ -441,8 +450,53 @@ def _gateway_reply(answer: tuple[int, Headers, bytes], notes: list[str]) -> Repl
     return Reply(status, list(headers), body, None, notes)
 
 
-def handle(lab: Lab, request: Request, all_routes: list[Route], api_ids: dict[str, str] | None = None) -> Reply:
-    """What API Gateway answers to `request`, the lab's function running behind it."""
+def _invoke_within(lab: Lab, route: Route, event: dict, late: Callable[[list[str]], None]) -> Invocation | None:
+    """The function's invocation, or None when it has not answered within the route's integration timeout:
+    it then goes on (until the function's own Timeout stops it), and `late` gets its log once it ends."""
+    finished = threading.Event()
+    outcome: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            outcome["invocation"] = lab.invoke(route.function, event)
+        except BaseException as error:  # raised again in the request's thread, or reported late
+            outcome["error"] = error
+        with lock:
+            finished.set()
+            abandoned = outcome.get("abandoned")
+        if abandoned:
+            invocation = outcome.get("invocation")
+            late([
+                f"{time.strftime('%H:%M:%S')} {route.method} {event['path']}: the function answered after the 504, too late for API Gateway:",
+                *(invocation.log_text().splitlines() if invocation is not None else [f"  {outcome['error']!r}"]),
+            ])
+
+    threading.Thread(target=run, name="api-integration", daemon=True).start()
+    finished.wait(route.timeout_ms / 1000)
+    with lock:
+        if not finished.is_set():
+            outcome["abandoned"] = True
+            return None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["invocation"]
+
+
+def _print_lines(lines: list[str]) -> None:
+    print("\n".join(lines), flush=True)
+
+
+def handle(
+    lab: Lab,
+    request: Request,
+    all_routes: list[Route],
+    api_ids: dict[str, str] | None = None,
+    late: Callable[[list[str]], None] = _print_lines,
+) -> Reply:
+    """What API Gateway answers to `request`, the lab's function running behind it.
+
+    `late` prints the log of a function that answers after the gateway gave up on it (a 504)."""
     found = find_route(all_routes, request.method, request.path)
     if found is None:
         table = ", ".join(f"{r.method} {r.path}" for r in all_routes)
@@ -452,7 +506,13 @@ def handle(lab: Lab, request: Request, all_routes: list[Route], api_ids: dict[st
     route, parameters = found
     api_id = (api_ids or {}).get(route.api) or _api_id(lab.number, route.api)
     event = to_event(request, route, parameters, api_id=api_id)
-    invocation = lab.invoke(route.function, event)
+    invocation = _invoke_within(lab, route, event, late)
+    if invocation is None:
+        return _gateway_reply(ENDPOINT_REQUEST_TIMED_OUT, [
+            f"  504: {route.function} had not answered after {route.timeout_ms / 1000:g} s, the integration's timeout: "
+            "API Gateway gives up there (\"Endpoint request timed out\") while the function runs on until its own Timeout. "
+            "Its log follows when it ends."
+        ])
     accept = _media_type(request.header("Accept"), "*/*")
     decode = is_binary_media(accept, route.binary_media_types)
     status, headers, body = to_http(invocation, decode_base64=decode)
@@ -465,7 +525,13 @@ def handle(lab: Lab, request: Request, all_routes: list[Route], api_ids: dict[st
     ]
     notes = invocation.log_text().splitlines()
     problem = response_problem(invocation)
-    if problem:
+    if invocation.error is not None and invocation.error.get("errorType") in TIMEOUT_TYPES:
+        notes.append(
+            f"  502: {route.function} ran past its Timeout and Lambda stopped it ({invocation.error['errorType']}); "
+            "API Gateway answers 502 Internal server error (a 504 only when the function outlasts the integration's timeout). "
+            "The next request starts a new execution environment (a cold start)."
+        )
+    elif problem:
         notes.append(f"  502: {problem}. API Gateway answers 502 Internal server error (\"Malformed Lambda proxy response\" in its logs).")
     elif isinstance(invocation.response, dict) and invocation.response.get("isBase64Encoded") and not decode:
         notes.append(
@@ -499,6 +565,9 @@ def _read_chunked(stream, limit: int) -> bytes:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a request still running does not hold up Ctrl-C
+    # socketserver's default of 5 made the kernel drop connections when 20 clients connected at once
+    # while the accepting thread waited for the GIL (the clients saw resets, or a 1 s stall and retry).
+    request_queue_size = LISTEN_BACKLOG
     lab: Lab
     all_routes: list[Route]
     api_ids: dict[str, str]
@@ -556,7 +625,11 @@ class _Handler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             protocol=self.request_version,
         )
-        return handle(self.server.lab, request, self.server.all_routes, self.server.api_ids)
+        return handle(self.server.lab, request, self.server.all_routes, self.server.api_ids, self._print_late)
+
+    def _print_late(self, lines: list[str]) -> None:
+        with self.server.console_lock:
+            print("\n".join(lines), flush=True)
 
     def _body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -611,6 +684,9 @@ def banner(lab: Lab, all_routes: list[Route], url: str) -> str:
     validated = [f"{route.method} {route.path}" for route in all_routes if route.body_model]
     if validated:
         lines.append(f"In AWS the gateway also checks the body of {', '.join(validated)} against the API's model, and answers 400 before the function runs; here the function alone checks it.")
+    if any(route.method in ("POST", "PUT", "PATCH", "ANY") for route in all_routes):
+        # curl -d sends a form (application/x-www-form-urlencoded) unless told otherwise.
+        lines.append("Send JSON bodies with -H 'Content-Type: application/json': a body sent without it (curl -d alone sends a form) is not read as JSON.")
     lines.append("Each request prints its access line, then the function's log as CloudWatch shows it. Press Ctrl-C to stop.")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from workshop import paths
-from workshop.local.lab import AsyncDelivery, LocalError, LocalLab
+from workshop.local.lab import EARLIEST_TICK, AsyncDelivery, LocalError, LocalLab, check_s3_key
 from workshop.local.runtime import TIMEOUT_TYPES, Invocation
 
 
@@ -41,9 +41,13 @@ def invoke(lab_key: str, function: str, event_name: str | None, target: str, rep
     with lab:
         spec = lab.spec(logical_id)
         print(f"Invoking {paths.relative(spec.folder)} ({logical_id}) with {label}", file=sys.stderr)
+        mismatch = lab.event_mismatch(logical_id, event)
+        if mismatch:
+            print(f"Note: {mismatch}.", file=sys.stderr)
         invocations = []
         for _ in range(repeat):
-            invocation = lab.invoke(logical_id, json.loads(json.dumps(event)))
+            # As given: a file holding null or a string is that payload, never "the default event" or a name.
+            invocation = lab.invoke_with(logical_id, json.loads(json.dumps(event)))
             invocations.append(invocation)
             if invocations[1:]:
                 _print("")
@@ -51,6 +55,41 @@ def invoke(lab_key: str, function: str, event_name: str | None, target: str, rep
             if not invocation.ok:
                 break
         return _end(invocations)
+
+
+SHOWN_PER_STORE = 5
+SHOWN_CHARACTERS = 300
+
+
+def stores(lab: LocalLab) -> dict[str, dict[str, str]]:
+    """What the stack holds now: each bucket's objects and each table's items, as text, by store."""
+    from workshop import templates
+    from workshop.local.runtime import json_default
+
+    held: dict[str, dict[str, str]] = {}
+    for bucket, _ in templates.resources_of_type(lab.template, "AWS::S3::Bucket"):
+        held[bucket] = {key: body.decode("utf-8", "replace") for key, body in lab.objects(bucket).items()}
+    for table, _ in templates.resources_of_type(lab.template, "AWS::DynamoDB::Table"):
+        rows = [json.dumps(item, default=json_default, sort_keys=True) for item in lab.items(table)]
+        held[table] = {row: row for row in rows}
+    return held
+
+
+def _written(lab: LocalLab, before: dict[str, dict[str, str]]) -> None:
+    """Print what the functions wrote: new or changed objects and items, store by store."""
+    lines = []
+    for store, now in stores(lab).items():
+        changed = [(name, text) for name, text in now.items() if before.get(store, {}).get(name) != text]
+        if not changed:
+            continue
+        lines.append(f"{store}: {len(changed)} new or changed {'object' if store in lab.buckets() else 'item'}(s)")
+        for name, text in changed[:SHOWN_PER_STORE]:
+            shown = " ".join(text.split())
+            shown = shown if len(shown) <= SHOWN_CHARACTERS else shown[: SHOWN_CHARACTERS - 3] + "..."
+            lines.append(f"  {name}: {shown}" if name != text else f"  {shown}")
+        if len(changed) > SHOWN_PER_STORE:
+            lines.append(f"  ... and {len(changed) - SHOWN_PER_STORE} more")
+    _print("What the functions wrote:", *(lines or ["  nothing (no bucket or table of the stack changed)"]), "")
 
 
 def _report(delivered: list[AsyncDelivery]) -> None:
@@ -76,20 +115,28 @@ def _exit_code(delivered: list[AsyncDelivery]) -> int:
 
 def upload(lab_key: str, file: str, key: str | None, bucket: str | None, target: str) -> int:
     source = Path(file)
-    if not source.is_file():
+    try:
+        found = source.is_file()
+    except OSError as error:  # a name longer than the file system takes, say
+        raise LocalError(f"cannot read {file}: {error.strerror}") from None
+    if not found:
         raise LocalError(f"there is no file {file}")
     with LocalLab(lab_key, target) as lab:
         bucket_id = lab.trigger_bucket(bucket)
         filters = lab.s3_filters(bucket_id)
         if key is None:  # under the first filter's prefix, so that the upload invokes the function
             key = f"{filters[0][1].get('prefix', '') if filters else ''}{source.name}"
+        check_s3_key(key)
         print(f"Uploading {file} to {bucket_id} as {key}", file=sys.stderr)
+        before = stores(lab)
         delivered = lab.put_object(key, source.read_bytes(), bucket=bucket_id)
         if not delivered:
             shown = "; ".join(f"{function}: {json.dumps(rules)}" for function, rules in filters)
             _print(f"No function was invoked: {key} matches no event filter of {bucket_id} ({shown}).")
             return 0
         _report(delivered)
+        before[bucket_id] = {**before.get(bucket_id, {}), key: source.read_bytes().decode("utf-8", "replace")}
+        _written(lab, before)
         return _exit_code(delivered)
 
 
@@ -111,6 +158,7 @@ def send(lab_key: str, event_name: str | None, bodies: list[str], function: str 
             f"Sending {len(messages)} message(s) to {settings.queue}: Lambda polls it in batches of up to "
             f"{settings.batch_size}", file=sys.stderr,
         )
+        before = stores(lab)
         delivery = lab.send_messages(messages, function=function)
         for number, (batch, invocation) in enumerate(zip(delivery.batches, delivery.invocations), start=1):
             _print(f"--- batch {number}: {len(batch.message_ids)} message(s) ---", invocation.log_text(), "")
@@ -119,6 +167,16 @@ def send(lab_key: str, event_name: str | None, bodies: list[str], function: str 
                 _print(f"{len(batch.failed)} of {len(batch.message_ids)} failed and went back to the queue{wait}.", "")
             if batch.note:
                 _print(batch.note, "")
+        _written(lab, before)
+        from workshop.grading.sqs_delivery import EMPTY, waiting
+
+        left = 0 if delivery.stopped in ("", EMPTY) else waiting(lab.client("sqs"), lab.physical(settings.queue))
+        if left:
+            _print(
+                f"The local poller stopped ({delivery.stopped}), so that a function that never deletes its messages "
+                f"cannot run forever: {left} message(s) were still on the queue, not processed.",
+                "",
+            )
         dead = delivery.dead_letters
         if settings.max_receive_count is not None:
             _print(
@@ -129,7 +187,7 @@ def send(lab_key: str, event_name: str | None, bodies: list[str], function: str 
                 _print(f"  {message['MessageId']}: {message['Body'][:120]}")
         else:
             _print("The queue has no dead-letter queue (RedrivePolicy): failed messages come back until they expire.")
-        return 1 if dead or any(b.failed for b in delivery.batches) else 0
+        return 1 if dead or left or any(b.failed for b in delivery.batches) else 0
 
 
 def publish(lab_key: str, event_name: str | None, message: str | None, attributes: list[str], subject: str | None, target: str) -> int:
@@ -156,6 +214,7 @@ def publish(lab_key: str, event_name: str | None, message: str | None, attribute
                 for r in records
             ]
         delivered: list[AsyncDelivery] = []
+        before = stores(lab)
         for text, message_attributes, message_subject in publications:
             shown = text if len(text) <= 100 else f"{text[:97]}..."
             print(f"Publishing {shown} with attributes {json.dumps(message_attributes)}", file=sys.stderr)
@@ -166,17 +225,19 @@ def publish(lab_key: str, event_name: str | None, message: str | None, attribute
             if skipped:
                 _print(f"Not delivered (their filter policy does not match): {', '.join(skipped)}.", "")
             delivered += these
+        _written(lab, before)
         return _exit_code(delivered)
 
 
 def tick(lab_key: str, until: str, since: str | None, target: str) -> int:
     from datetime import timedelta
 
-    from workshop.local.lab import _utc, next_fire
+    from workshop.local.lab import clock_time, next_fire
 
+    end = clock_time(until)
+    start = clock_time(since) if since else max(end - timedelta(minutes=1), clock_time(EARLIEST_TICK))
     with LocalLab(lab_key, target) as lab:
-        end = _utc(until)
-        start = _utc(since) if since else end - timedelta(minutes=1)
+        before = stores(lab)
         delivered = lab.tick(end, since=start)
         if not delivered:
             upcoming = next_fire(lab, end)
@@ -189,4 +250,5 @@ def tick(lab_key: str, until: str, since: str | None, target: str) -> int:
         for _, expression, function, _ in lab.schedules():
             print(f"{function} runs on {expression}", file=sys.stderr)
         _report(delivered)
+        _written(lab, before)
         return _exit_code(delivered)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -101,6 +102,131 @@ def _utc(moment: datetime | str) -> datetime:
     if moment.tzinfo is None:
         raise LocalError(f"{moment.isoformat()} has no time zone: add Z (UTC), as in 2026-11-27T14:00:00Z")
     return moment.astimezone(timezone.utc)
+
+
+# --- what AWS refuses, checked here because moto accepts some of it --------------------------------
+
+S3_KEY_MAX_BYTES = 1024
+SQS_BODY_MAX_BYTES = 1024 * 1024  # 1 MiB
+SNS_MESSAGE_MAX_BYTES = 256 * 1024  # 256 KiB
+SNS_SUBJECT_MAX_CHARACTERS = 100
+# The characters SQS accepts in a message body (the XML 1.0 set); anything else is refused.
+SQS_CHARACTERS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+# Where the simulated clock can go: schedules count from the Unix epoch, and each fire time needs room.
+EARLIEST_TICK = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_TICK = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def _utf8_size(text: str, what: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        raise LocalError(f"{what} is not valid UTF-8 text (at character {error.start}): AWS accepts Unicode text only") from None
+
+
+def clock_time(moment: datetime | str) -> datetime:
+    """A time the simulated clock can move to, in UTC."""
+    found = _utc(moment)
+    if not EARLIEST_TICK <= found <= LATEST_TICK:
+        raise LocalError(
+            f"{found.isoformat().replace('+00:00', 'Z')} is outside the clock's range: tick between "
+            f"{EARLIEST_TICK:%Y-%m-%dT%H:%M:%SZ} and {LATEST_TICK:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    return found
+
+
+def check_s3_key(key: str) -> None:
+    size = _utf8_size(key, "the object key")
+    if not 1 <= size <= S3_KEY_MAX_BYTES:
+        raise LocalError(f"an S3 object key is 1 to {S3_KEY_MAX_BYTES} bytes of UTF-8; this one is {size}")
+
+
+def check_sqs_body(body: str, what: str) -> None:
+    size = _utf8_size(body, what)
+    if size == 0:
+        raise LocalError(f"{what} is empty: SQS refuses a message without a body (at least one character)")
+    if size > SQS_BODY_MAX_BYTES:
+        raise LocalError(f"{what} is {size:,} bytes: SQS takes at most {SQS_BODY_MAX_BYTES:,} (1 MiB) per message")
+    if not SQS_CHARACTERS.fullmatch(body):
+        bad = next(c for c in body if not SQS_CHARACTERS.fullmatch(c))
+        raise LocalError(f"{what} holds the character U+{ord(bad):04X}, which SQS refuses in a message body")
+
+
+def check_sns_message(message: str, attributes: dict[str, str], subject: str | None) -> None:
+    size = _utf8_size(message, "the message")
+    if size == 0:
+        raise LocalError("the message is empty: SNS refuses to publish an empty message")
+    if size > SNS_MESSAGE_MAX_BYTES:
+        raise LocalError(f"the message is {size:,} bytes: SNS takes at most {SNS_MESSAGE_MAX_BYTES:,} (256 KiB)")
+    for name, value in attributes.items():
+        _utf8_size(value, f"the value of attribute {name!r}")
+        if not value:
+            raise LocalError(f"attribute {name!r} has an empty value: SNS refuses a message attribute without a value")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,256}", name) or ".." in name or name[0] == "." or name[-1] == "." or name.lower().startswith(("aws.", "amazon.")):
+            raise LocalError(
+                f"{name!r} is not a message attribute name SNS accepts: up to 256 letters, digits, '-', '_' and "
+                "'.', not starting or ending with '.', no '..', and not starting with AWS. or Amazon."
+            )
+    if subject is not None:
+        _utf8_size(subject, "the subject")
+        if not subject.strip() or len(subject) > SNS_SUBJECT_MAX_CHARACTERS or any(c < " " for c in subject):
+            raise LocalError(
+                f"an SNS subject is 1 to {SNS_SUBJECT_MAX_CHARACTERS} printable characters on one line, not {subject!r}"
+            )
+
+
+# What each source sends, as `sources()` names them.
+SOURCE_LABELS = {
+    "api": "an API Gateway REST API (payload format 1.0: httpMethod, path, body)",
+    "s3": "S3 event notifications",
+    "sqs": "an SQS queue",
+    "sns": "an SNS topic",
+    "eventbridge": "an EventBridge schedule",
+}
+
+
+def describe_event(event: Any) -> tuple[str | None, str]:
+    """The source an event comes from, as sources() names them, and what to call it; (None, "") when unknown."""
+    if not isinstance(event, dict):
+        return None, ""
+    context = event.get("requestContext")
+    if isinstance(context, dict) and event.get("version") == "2.0" and "http" in context:
+        return "api-http", "an API Gateway HTTP API event (payload format 2.0: requestContext.http, rawPath)"
+    if isinstance(context, dict) and "httpMethod" in event:
+        return "api", "an API Gateway REST API event (payload format 1.0)"
+    if "detail-type" in event and "source" in event:
+        return "eventbridge", "an EventBridge event"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        origin = records[0].get("eventSource") or records[0].get("EventSource")
+        kinds = {
+            "aws:s3": ("s3", "an S3 event notification"),
+            "aws:sqs": ("sqs", "an SQS event"),
+            "aws:sns": ("sns", "an SNS event"),
+            "aws:dynamodb": ("dynamodb", "a DynamoDB stream event"),
+            "aws:kinesis": ("kinesis", "a Kinesis event"),
+        }
+        return kinds.get(origin, (None, ""))
+    return None, ""
+
+
+def labs_with_events(kind: str) -> list[str]:
+    """The numbers of the labs (reference templates) whose functions have an event of `kind` (SQS, S3,
+    SNS, Schedule): what a "this lab has none" message points to."""
+    found = []
+    for lab in manifest.labs():
+        try:
+            types = templates.event_types(templates.loaded(lab.folder("solutions") / "template.yaml"))
+        except Exception:  # noqa: BLE001 (a hint in a message: a template that does not load names no lab)
+            continue
+        if any(kind in kinds for kinds in types.values()):
+            found.append(str(lab.number))
+    return found
+
+
+def _elsewhere(kind: str) -> str:
+    numbers = labs_with_events(kind)
+    return f"; lab {' and '.join(numbers)} {'has' if len(numbers) == 1 else 'have'} one" if numbers else ""
 
 
 class LocalLab:
@@ -215,6 +341,10 @@ class LocalLab:
     def outputs(self) -> dict[str, str]:
         return self.stack.outputs
 
+    def buckets(self) -> set[str]:
+        """The logical ids of the stack's buckets."""
+        return {bucket for bucket, _ in templates.resources_of_type(self.template, "AWS::S3::Bucket")}
+
     def objects(self, bucket: str) -> dict[str, bytes]:
         """Every object of one of the stack's buckets (logical id), by key."""
         s3, name = self.client("s3"), self.physical(bucket)
@@ -271,6 +401,35 @@ class LocalLab:
                 found.add(_PRINCIPAL_SOURCES.get(properties.get("Principal"), "other"))
         return found
 
+    def event_mismatch(self, function: str, event: Any) -> str:
+        """Why `event` cannot be what the function is built for (another source, another payload format,
+        a bucket the stack does not have), in words, or "" when it fits or its kind is unknown."""
+        kind, label = describe_event(event)
+        logical_id = self.function_id(function)
+        sources = self.sources(function)
+        if kind is None or not sources:
+            return ""
+        expected = " or ".join(SOURCE_LABELS.get(source, source) for source in sorted(sources))
+        if kind not in sources:
+            return (
+                f"this is {label}, but {logical_id} is invoked by {expected}: it reads the fields of that event "
+                "and will fail here as it would in AWS if such an event reached it"
+            )
+        if kind == "s3":
+            buckets = {self.physical(logical) for logical, _ in templates.resources_of_type(self.template, "AWS::S3::Bucket")}
+            named = {
+                ((record.get("s3") or {}).get("bucket") or {}).get("name") for record in event["Records"] if isinstance(record, dict)
+            }
+            foreign = sorted(str(name) for name in named - buckets)
+            if foreign:
+                return (
+                    f"the event names bucket {', '.join(foreign)}, which lab {self.number}'s stack does not have "
+                    f"(its buckets: {', '.join(sorted(buckets)) or 'none'}), so reading the object fails with "
+                    f"NoSuchBucket. `workshop upload {self.number} FILE` puts a file in the lab's bucket and invokes "
+                    "the function with the event S3 sends"
+                )
+        return ""
+
     def event(self, name: str, function: str | None = None) -> tuple[str, Any]:
         """An event: a JSON file's path, or a name in the lab's events/ (with `function`: the first that fits)."""
         events_dir = self.folder / "events"
@@ -287,22 +446,31 @@ class LocalLab:
                 )
             name = fitting[0]
         as_file = Path(name)
-        if as_file.suffix == ".json" and as_file.is_file():
-            try:
-                return str(as_file), json.loads(as_file.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise LocalError(f"{name} is not valid JSON: {error}") from None
         try:
+            if as_file.suffix == ".json" and as_file.is_file():
+                return str(as_file), json.loads(as_file.read_text(encoding="utf-8"))
             return paths.relative(events_dir / f"{name.removesuffix('.json')}.json"), load_event(events_dir, name)
         except FunctionError as error:
             raise LocalError(str(error)) from None
+        except RecursionError:
+            raise LocalError(f"{name} is nested too deeply to read as JSON") from None
+        except ValueError as error:  # not UTF-8, not JSON, or a number of more than 4,300 digits
+            raise LocalError(f"{name} is not valid JSON: {error}") from None
+        except OSError as error:  # a name longer than the file system takes, say
+            raise LocalError(f"cannot read the event {name}: {error.strerror}") from None
 
     def invoke(self, function: str, event: Any = None, *, request_id: str | None = None) -> Invocation:
         """Invoke a function (folder or logical id) with an event (a dict, or a name in events/), synchronously."""
-        if not self._opened:
-            raise LocalError("open the LocalLab first: `with LocalLab(...) as lab:`")
         if event is None or isinstance(event, str):
             event = self.event(event, function)[1]
+        return self.invoke_with(function, event, request_id=request_id)
+
+    def invoke_with(self, function: str, payload: Any, *, request_id: str | None = None) -> Invocation:
+        """Invoke a function with `payload` exactly as given, as Lambda's Invoke API does: any JSON value,
+        null and strings included (invoke() reads None and strings as "the default event" and names)."""
+        if not self._opened:
+            raise LocalError("open the LocalLab first: `with LocalLab(...) as lab:`")
+        event = payload
         logical_id = self.function_id(function)
         with self._lock:
             environment = self._environments.get(logical_id)
@@ -391,6 +559,8 @@ class LocalLab:
     def trigger_bucket(self, bucket: str | None) -> str:
         triggers = self._s3_triggers()
         if bucket is None:
+            if not triggers:
+                raise LocalError(f"lab {self.number} has no bucket that invokes a function (an Events: {{Type: S3}}){_elsewhere('S3')}")
             if len(triggers) != 1:
                 raise LocalError(
                     f"lab {self.number} has {len(triggers)} buckets that invoke a function "
@@ -407,6 +577,7 @@ class LocalLab:
         """Put an object in a bucket of the stack (logical id; default: the one that invokes a function)
         and deliver the events S3 sends: one per function whose event filter matches the key."""
         bucket = self.trigger_bucket(bucket)
+        check_s3_key(key)
         queues = self._s3_queues(bucket)
         self.client("s3").put_object(Bucket=self.physical(bucket), Key=key, Body=body.encode() if isinstance(body, str) else body)
         return self._deliver_s3(queues)
@@ -441,8 +612,10 @@ class LocalLab:
             if logical_id not in mapped:
                 raise LocalError(f"{logical_id} has no SQS event source; the functions that do: {', '.join(mapped) or 'none'}")
             return logical_id
+        if not mapped:
+            raise LocalError(f"lab {self.number} has no function that polls a queue (an Events: {{Type: SQS}}){_elsewhere('SQS')}")
         if len(mapped) != 1:
-            raise LocalError(f"lab {self.number} has {len(mapped)} functions with an SQS event source: name one")
+            raise LocalError(f"lab {self.number} has {len(mapped)} functions with an SQS event source ({', '.join(mapped)}): name one with --function")
         return mapped[0]
 
     def queue_settings(self, function: str | None = None):
@@ -455,8 +628,11 @@ class LocalLab:
         settings = self.queue_settings(function)
         url = self.physical(settings.queue)
         sqs = self.client("sqs")
-        for body in bodies:
-            request: dict[str, Any] = {"QueueUrl": url, "MessageBody": body if isinstance(body, str) else json.dumps(body)}
+        texts = [body if isinstance(body, str) else json.dumps(body) for body in bodies]
+        for number, text in enumerate(texts, start=1):
+            check_sqs_body(text, f"message {number}" if len(texts) > 1 else "the message")
+        for text in texts:
+            request: dict[str, Any] = {"QueueUrl": url, "MessageBody": text}
             if attributes:
                 request["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
             sqs.send_message(**request)
@@ -479,8 +655,15 @@ class LocalLab:
         before = self._invoked
         # moto moves a message to the dead-letter queue on the receive after its maxReceiveCount-th.
         max_receives = (settings.max_receive_count or 9) + 1
-        delivery = sqs_delivery.drain(sqs, queues, self._handler_for(logical_id), settings, max_receives=max_receives)
-        dead_letters = sqs_delivery.receive_all(sqs, dead_letter_url) if dead_letter_url else []
+        # Enough invocations for every message to be received max_receives times; the limit only stops a
+        # function that never deletes its messages from running forever.
+        batches = -(-sqs_delivery.waiting(sqs, url) // settings.batch_size)
+        delivery = sqs_delivery.drain(
+            sqs, queues, self._handler_for(logical_id), settings,
+            max_receives=max_receives, max_invocations=max(200, batches * max_receives),
+        )
+        # Every one of them, however many: the count the learner reads must be the real one.
+        dead_letters = sqs_delivery.receive_all(sqs, dead_letter_url, sqs_delivery.waiting(sqs, dead_letter_url)) if dead_letter_url else []
         if dead_letter_url:  # receiving counted as a receive: make them visible again for the learner's own look
             for message in dead_letters:
                 sqs.change_message_visibility(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
@@ -496,7 +679,7 @@ class LocalLab:
             try:
                 settings = sns_delivery.TopicSettings.from_template(self.template)
             except sns_delivery.SettingsError as error:
-                raise LocalError(f"lab {self.number} has no topic to publish to: {error}") from None
+                raise LocalError(f"lab {self.number} has no topic to publish to ({error}){_elsewhere('SNS')}") from None
             failure_queues = {s.on_failure: self.physical(s.on_failure) for s in settings.subscribers if s.on_failure}
             fanout = sns_delivery.FanOut.create(
                 self.client("sns"), self.client("sqs"), settings, "local-sns",
@@ -511,6 +694,7 @@ class LocalLab:
 
         fanout = self.fanout()
         text = message if isinstance(message, str) else json.dumps(message)
+        check_sns_message(text, attributes or {}, subject)
         fanout.publish(self.client("sns"), text, attributes, subject)
         sqs, delivered = self.client("sqs"), []
         for subscriber in fanout.settings.subscribers:
@@ -541,13 +725,13 @@ class LocalLab:
         here the Unix epoch, so that rate(1 hour) fires on the hour."""
         from workshop.local import schedule
 
-        end = _utc(until)
-        start = _utc(since) if since is not None else self.clock
+        end = clock_time(until)
+        start = clock_time(since) if since is not None else self.clock
         if end <= start:
             raise LocalError(f"the clock is at {start:%Y-%m-%dT%H:%M:%SZ}: tick to a later time than that")
         rules = self.schedules()
         if not rules:
-            raise LocalError(f"lab {self.number} has no scheduled function (an Events: {{Type: Schedule}} in its template)")
+            raise LocalError(f"lab {self.number} has no scheduled function (an Events: {{Type: Schedule}} in its template){_elsewhere('Schedule')}")
         fires = []
         for rule, expression, function, constant in rules:
             try:

@@ -10,8 +10,13 @@ Lambda's REPORT line.
   (with the stack's physical names) and the Lambda runtime's own; the process's are put back after.
 - Context: the function's physical name, its MemorySize, and a remaining time that counts down from
   its Timeout. A run past its Timeout is reported as Lambda reports it (Sandbox.Timedout) and the
-  environment is discarded. A thread cannot be killed: the late run goes on in a daemon thread, its
-  output dropped; `workshop invoke` ends the process there instead, as Lambda stops the environment.
+  environment is discarded, as Lambda discards it. The function runs in a thread of this process (its
+  AWS calls go to moto here, in memory: a separate process would lose its writes), and a thread cannot
+  be killed: it is stopped instead by raising `Stopped` in it (PyThreadState_SetAsyncExc), again and
+  again until it ends, which ends a Python-level loop at once and a blocking call (a sleep, a read)
+  when that call returns; meanwhile its output is dropped. Code that never returns to Python (one
+  C call that runs for ever) cannot be stopped: `workshop invoke` ends the process there too, as Lambda
+  stops the environment.
 - Logs: what the function prints or logs from its own threads is captured (`ThreadRoutedStream`);
   everything else in the process still reaches the console.
 - Memory: Max Memory Used is what Lambda would count, as `workshop.memory` measures it: the Python
@@ -25,6 +30,7 @@ Lambda's REPORT line.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import decimal
 import io
 import json
@@ -35,7 +41,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,7 @@ from workshop.memory import FunctionMemory, PhaseMeter, guarded
 INIT_LIMIT_SECONDS = 10.0  # Lambda's limit on the init phase of on-demand functions
 TIMEOUT_TYPES = ("Sandbox.Timedout", "Runtime.InitTimeout")
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
+STOP_GRACE_SECONDS = 0.2  # how long a timed-out invocation waits for its thread to stop before moving on
 
 
 @dataclass(frozen=True)
@@ -152,12 +159,25 @@ class ThreadRoutedStream(io.TextIOBase):
         self._routes: dict[int, io.StringIO] = {}
 
     @contextlib.contextmanager
-    def route(self, thread: threading.Thread, log: io.StringIO) -> Iterator[None]:
-        self._routes[thread.ident or 0] = log
+    def route(self, thread: threading.Thread, log: Any) -> Iterator[None]:
+        key = thread.ident or 0
+        self._routes[key] = log
         try:
             yield
         finally:
-            self._routes.pop(thread.ident or 0, None)
+            if self._routes.get(key) is log:  # not when drop_output took the thread over
+                del self._routes[key]
+
+    def drop_output(self, thread: threading.Thread) -> Callable[[], None]:
+        """From now on the thread's output is dropped (a timed-out run): returns what ends that, once it has ended."""
+        key, sink = thread.ident or 0, _Discard()
+        self._routes[key] = sink
+
+        def done() -> None:
+            if self._routes.get(key) is sink:
+                del self._routes[key]
+
+        return done
 
     def _target(self) -> Any:
         return self._routes.get(threading.get_ident(), self.console)
@@ -181,6 +201,14 @@ class ThreadRoutedStream(io.TextIOBase):
     def __getattr__(self, name: str) -> Any:
         # Anything else is the console's: Jupyter re-targets its stream for every cell (set_parent...).
         return getattr(self.console, name)
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
 
 
 @contextlib.contextmanager
@@ -229,21 +257,65 @@ def exit_status(error: BaseException | None) -> int | None:
     return None
 
 
-def start_in_thread(work) -> tuple[threading.Thread, threading.Event, dict[str, Any]]:
-    """A daemon thread that runs `work()` once `go` is set, leaving its result or error in `outcome`."""
-    outcome: dict[str, Any] = {}
-    go = threading.Event()
+class Stopped(BaseException):
+    """Raised in a function's thread that ran past its time: Lambda ends the execution environment there.
 
-    def target() -> None:
-        go.wait()
+    A BaseException, so that the function's `except Exception` does not catch it (a bare `except`
+    would: it is raised again until the thread ends)."""
+
+
+# PyThreadState_SetAsyncExc(thread id, exception): the exception is raised in that thread at its next
+# Python instruction; NULL instead of an exception takes a pending one back.
+_raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(("PyThreadState_SetAsyncExc", ctypes.pythonapi))
+_take_back = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(("PyThreadState_SetAsyncExc", ctypes.pythonapi))
+
+
+class FunctionThread:
+    """A daemon thread that runs `work()` once started, leaving its result or error in `outcome`;
+    `stop()` ends it early (see the module)."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.outcome: dict[str, Any] = {}
+        self._go = threading.Event()
+        self._guard = threading.Lock()  # `stop` raises Stopped only while the work has not finished
+        self.finished = False
+        self.thread = threading.Thread(target=self._run, args=(work,), name="lambda-invocation", daemon=True)
+        self.thread.start()
+
+    def start(self) -> None:
+        self._go.set()
+
+    def _run(self, work: Callable[[], Any]) -> None:
         try:
-            outcome["result"] = work()
-        except BaseException as error:  # reported as Lambda reports it, whatever it is
-            outcome["error"] = error
+            self._go.wait()
+            try:
+                self.outcome["result"] = work()
+            except BaseException as error:  # reported as Lambda reports it, whatever it is
+                self.outcome["error"] = error
+        except Stopped:  # raised again while the first was being handled
+            pass
+        while not self.finished:
+            try:
+                with self._guard:
+                    self.finished = True
+                    _take_back(threading.get_ident(), None)  # a Stopped raised but not yet delivered
+            except Stopped:
+                continue
 
-    thread = threading.Thread(target=target, name="lambda-invocation", daemon=True)
-    thread.start()
-    return thread, go, outcome
+    def stop(self, grace: float = math.inf) -> bool:
+        """Raise Stopped in the thread until it ends, for at most `grace` seconds: whether it ended."""
+        deadline, pause = time.monotonic() + grace, 0.001
+        while True:
+            with self._guard:
+                if self.finished or not self.thread.is_alive():
+                    break
+                _raise_in(self.thread.ident, Stopped)
+            self.thread.join(min(pause, max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                return self.finished
+            pause = min(pause * 2, 0.1)  # a blocking call: it takes the exception when it returns
+        self.thread.join()
+        return True
 
 
 def error_document(error: BaseException, code_folder: Path, request_id: str) -> dict[str, Any]:
@@ -323,6 +395,12 @@ def environment_of(spec: FunctionSpec) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _stop_then(runner: FunctionThread, ends: list[Callable[[], None]]) -> None:
+    runner.stop()
+    for end in ends:
+        end()
+
+
 class ExecutionEnvironment:
     """One function's execution environment: created by the first invocation, reused by the next."""
 
@@ -343,15 +421,25 @@ class ExecutionEnvironment:
         self._handler = None
         self._memory.held_kib = 0
 
-    def _in_function_thread(self, work, limit: float, log: io.StringIO) -> tuple[bool, Any, BaseException | None]:
-        """Run `work()` for at most `limit` seconds, its output into `log`: (finished, result, error)."""
-        thread, go, outcome = start_in_thread(work)
+    def _in_function_thread(self, work, limit: float, log: io.StringIO) -> tuple[bool, Any, BaseException | None, float]:
+        """Run `work()` for at most `limit` seconds, its output into `log`: (finished, result, error, seconds).
+
+        Past `limit` the thread is stopped (see the module): a run that does not stop within
+        STOP_GRACE_SECONDS goes on being stopped in the background, its output dropped."""
+        runner = FunctionThread(work)
+        thread = runner.thread
         with self._stdout.route(thread, log), self._stderr.route(thread, log), guarded(self.spec.memory_mb), exits_refused():
-            go.set()
+            started = time.perf_counter()
+            runner.start()
             thread.join(limit)
-            if thread.is_alive():
-                return False, None, None
-        return True, outcome.get("result"), outcome.get("error")
+            seconds = time.perf_counter() - started  # what Lambda reports: not the time taken to stop it
+            if not runner.finished:
+                if not runner.stop(STOP_GRACE_SECONDS):
+                    ends = [self._stdout.drop_output(thread), self._stderr.drop_output(thread)]
+                    threading.Thread(target=_stop_then, args=(runner, ends), name="lambda-timed-out", daemon=True).start()
+                return False, None, None, seconds
+        thread.join()
+        return True, runner.outcome.get("result"), runner.outcome.get("error"), seconds
 
     def invoke(self, event: Any, request_id: str | None = None) -> Invocation:
         spec = self.spec
@@ -361,11 +449,11 @@ class ExecutionEnvironment:
             init_done, init_error, used_mb = True, None, 0
             if not self.warm:
                 _reset_powertools_cold_start((self._stdout, self._stderr))
-                started, meter = time.perf_counter(), PhaseMeter()
-                init_done, handler, init_error = self._in_function_thread(
+                meter = PhaseMeter()
+                init_done, handler, init_error, seconds = self._in_function_thread(
                     lambda: load_handler(spec.folder, spec.handler), INIT_LIMIT_SECONDS, log
                 )
-                invocation.init_ms = (time.perf_counter() - started) * 1000
+                invocation.init_ms = seconds * 1000
                 used_mb = self._memory.after_init(meter.result())
                 if init_done and init_error is None and used_mb <= spec.memory_mb:
                     self._handler = handler
@@ -377,9 +465,9 @@ class ExecutionEnvironment:
             )
             if self.warm:
                 handler = self._handler
-                started, meter = time.perf_counter(), PhaseMeter()
-                done, response, error = self._in_function_thread(lambda: handler(event, context), spec.timeout_seconds, log)
-                invocation.duration_ms = (time.perf_counter() - started) * 1000
+                meter = PhaseMeter()
+                done, response, error, seconds = self._in_function_thread(lambda: handler(event, context), spec.timeout_seconds, log)
+                invocation.duration_ms = seconds * 1000
                 used_mb = max(used_mb, self._memory.after_invocation(meter.result()))
             else:
                 done, response, error = init_done, None, init_error

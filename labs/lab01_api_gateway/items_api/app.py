@@ -25,7 +25,7 @@ def items_table():
 
 
 # TODO(task 3): describe a valid POST /items body as a pydantic model
-# (a non-empty name, a price >= 0).
+# (the rules of the lab's page: name, price, and no other field).
 
 
 @app.get("/items")
@@ -43,8 +43,9 @@ def get_item(item_id: str):
 
 @app.post("/items")
 def create_item():
-    # TODO(task 3): take a validated body, add a generated id, store the item and
-    # answer 201 with it; answer 400 to a body that is not JSON; store nothing invalid.
+    # TODO(task 3): take a validated body, add a generated id, store the item, log
+    # its id and answer 201 with it; answer 400 to a body that is not JSON; store
+    # nothing invalid.
     item = app.current_event.json_body
     items_table().put_item(Item=item)
     return item

@@ -17,9 +17,11 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
     RequestValidationError,
 )
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,8 +61,33 @@ def error_response(status_code: int, message: str, **details: object) -> Respons
     )
 
 
+def sent_as_json(event: APIGatewayProxyEvent) -> bool:
+    """No Content-Type (API Gateway's default) or application/json: meant as JSON."""
+    content_type = event.headers.get("content-type", "").strip()
+    return not content_type or content_type.startswith(content_types.APPLICATION_JSON)
+
+
+def readable_body(event: APIGatewayProxyEvent) -> bool:
+    """Whether Python can parse the body at all (it may still be invalid JSON)."""
+    try:
+        event.json_body
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def not_sent_as_json() -> Response:
+    return error_response(
+        400,
+        "The request body was not sent as JSON: send it with Content-Type: "
+        "application/json.",
+    )
+
+
 @app.exception_handler(RequestValidationError)
 def reject_invalid_request(error: RequestValidationError) -> Response:
+    if not sent_as_json(app.current_event):  # a form, say: this API takes JSON only
+        return not_sent_as_json()
     problems = error.errors()
     if any(problem["type"] == "json_invalid" for problem in problems):
         return error_response(400, "The request body is not valid JSON.")
@@ -73,6 +100,18 @@ def reject_invalid_request(error: RequestValidationError) -> Response:
     ]
     names = ", ".join(field["field"] for field in fields)
     return error_response(422, f"Invalid request body: check {names}.", errors=fields)
+
+
+# Raised while reading the body, before it can be validated: bytes that are not UTF-8,
+# broken base64, JSON nested deeper than Python's recursion limit, a number of more than
+# 4,300 digits, an unknown Content-Type, a multipart form without its boundary.
+@app.exception_handler([ValueError, RecursionError, RequestUnsupportedContentType])
+def reject_unreadable_body(error: Exception) -> Response:
+    if not sent_as_json(app.current_event):
+        return not_sent_as_json()
+    if readable_body(app.current_event):
+        raise error  # not the client's body: the function's own fault (a 502)
+    return error_response(400, "The request body cannot be read as JSON.")
 
 
 # No return annotations on the routes, on purpose: with validation on, pydantic

@@ -25,6 +25,8 @@ OUTPUT_BUCKET = os.environ["OUTPUT_BUCKET"]
 OUTPUT_PREFIX = os.environ["OUTPUT_PREFIX"]
 SIGNING_KEY_PARAMETER = os.environ["SIGNING_KEY_PARAMETER"]
 SIGNING_KEY_MAX_AGE = 300  # seconds: a rotated key is in use within five minutes
+# The largest number a JSON reader can parse (a double's range); a larger cell is text.
+LARGEST_NUMBER = Decimal("1e308")
 
 # Created once per execution environment, at import; reused by every warm invocation.
 logger = Logger()
@@ -40,7 +42,7 @@ def number(text: str) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    return value if value.is_finite() and value.copy_abs() <= LARGEST_NUMBER else None
 
 
 def json_number(value: Decimal) -> int | float:
