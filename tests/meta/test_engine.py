@@ -100,7 +100,11 @@ def test_plain_pytest_reports_an_exit_too(solved):
     run = pytest_run(solved)
     assert run.returncode == 1, run.stdout[-2000:]
     assert "ended the process with os._exit(0) while test_task1_" in run.stdout
-    assert "13 passed" in run.stdout and "3 failed" in run.stdout, run.stdout[-600:]
+    # The three checks that call GET /items fail; every other check of the grader passes.
+    from workshop import verification
+
+    total = len(verification.grader_tests(LAB1))
+    assert f"3 failed, {total - 3} passed" in run.stdout, run.stdout[-600:]
 
 
 def test_invoke_reports_an_exit_as_lambda_does(solved):
