@@ -49,7 +49,9 @@ def test_nothing_exists_that_the_manifest_does_not_list():
     expected = {
         paths.LABS: known | {"labs.toml"},
         paths.SOLUTIONS: known,
-        paths.TESTS: {f"test_{lab}.py" for lab in known} | {"conftest.py", "meta"},
+        paths.TESTS: {f"test_{lab}.py" for lab in known} | {"conftest.py", "meta", "answers"},
+        # The graders' right and wrong answers, one file per lab, and the mutation gate's reviewed list.
+        paths.TESTS / "answers": {f"{lab}.toml" for lab in known} | {"README.md", "equivalent_mutants.toml"},
     }
     for folder, names in expected.items():
         extra = sorted(p.name for p in folder.iterdir() if p.name not in names and p.name not in IGNORED)
