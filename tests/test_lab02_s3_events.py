@@ -70,12 +70,19 @@ from workshop.grading.s3_events import (
     trigger_buckets,
 )
 from workshop.grading.template_checks import (
+    ACCOUNT,
+    UnresolvedValue,
+    action_matches,
     actions,
+    explain_arn_mismatch,
     function_by_code_uri,
+    grants_of,
     load_both,
     policy_statements,
+    resolve_value,
     role_of,
 )
+from workshop.sandbox import REGION
 
 FUNCTION = "csv_summary"
 APP = f"{FUNCTION}/app.py"
@@ -960,6 +967,22 @@ def test_task5_template_lets_the_function_read_its_parameter_only(lab_dir):
         "ParameterName: !Ref SigningKeyParameterName (for a name that starts with '/'). A SecureString "
         "encrypted with the AWS-managed key (aws/ssm) needs no kms:Decrypt grant."
     )
+    # ... and the ARN that deploys is that parameter's: SSMParameterReadPolicy adds a slash of its own
+    try:
+        name_value = resolve_value(parameter, cfn) if parameter is not None else None
+    except UnresolvedValue:
+        name_value = None
+    if isinstance(name_value, str) and name_value:
+        arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name_value.lstrip('/')}"
+        grants = [g for g in grants_of(cfn, role_of(cfn, function)) if any(action_matches(a, "ssm:GetParameter") for a in g.actions)]
+        if not any(g.allows("ssm:GetParameter", arn) for g in grants):
+            resolved = ", ".join(r for g in grants for r in g.resources) or "(none)"
+            why = next((w for r in (r for g in grants for r in g.resources) if (w := explain_arn_mismatch(r, arn))), "")
+            raise AssertionError(
+                f"{name}'s policy names the parameter, but deploys as {resolved}, which does not match the parameter's "
+                f"ARN {arn}{': ' + why if why else ''}. Use SSMParameterWithSlashPrefixReadPolicy with ParameterName: "
+                "!Ref SigningKeyParameterName."
+            )
 
 
 # --- task 6 ----------------------------------------------------------------------------------------
