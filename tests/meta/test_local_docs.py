@@ -90,6 +90,11 @@ SUBSTITUTIONS = [
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
     # Library versions.
     (re.compile(r"errors\.pydantic\.dev/[\d.]+/"), "errors.pydantic.dev/<version>/"),
+    # "What the functions wrote": Powertools Idempotency's expiry times and key hashes, and an id that the
+    # 300-character cut ends in the middle of.
+    (re.compile(r'"(expiration|in_progress_expiration)": \d+'), r'"\1": <epoch>'),
+    (re.compile(r"#[0-9a-f]{6,32}"), "#<hash>"),
+    (re.compile(r"[0-9a-f]{1,8}(-[0-9a-f]{0,12}){0,4}\.\.\.$", re.M), "<id>..."),
 ]
 
 
