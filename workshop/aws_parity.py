@@ -7,6 +7,8 @@ count wrong, in AWS. Each fix below names the AWS behaviour it restores. They pa
 - DynamoDB UpdateItem is atomic: when an update fails (an ADD on an attribute of the wrong type, say),
   AWS changes nothing; moto keeps the actions it applied before the failing one. A bad message retried
   three times would count three times here and never in AWS.
+- DynamoDB UpdateItem refuses an empty string (or empty binary) as a key value, as PutItem and GetItem
+  already do in moto; moto's UpdateItem stores the item under the empty key.
 - SQS refuses a message without a body (MissingParameter: MessageBody).
 - SNS refuses to publish an empty message (InvalidParameter: Empty message).
 """
@@ -37,6 +39,11 @@ def apply() -> None:
 def _atomic(update_item):
     @functools.wraps(update_item)
     def atomic_update_item(self, table_name, key, *args, **kwargs):
+        empty = next((name for name, value in (key or {}).items() if isinstance(value, dict) and value in ({"S": ""}, {"B": b""}, {"B": ""})), None)
+        if empty is not None:
+            from moto.dynamodb.exceptions import KeyIsEmptyStringException
+
+            raise KeyIsEmptyStringException(empty)
         try:
             table = self.get_table(table_name)
             hash_value, range_value = self.get_keys_value(table, key)

@@ -64,3 +64,11 @@ def test_an_empty_sns_message_is_refused():
         with pytest.raises(ClientError, match="Empty message"):
             sns.publish(TopicArn=topic, Message="")
         assert sns.publish(TopicArn=topic, Message="x")["MessageId"]
+
+
+def test_an_empty_string_as_a_key_is_refused(table):
+    """AWS refuses an empty string as a key value; moto refused it in PutItem but stored it with UpdateItem."""
+    with pytest.raises(ClientError, match="empty string"):
+        table.put_item(Item={"customer": "", "orders": 1})
+    with pytest.raises(ClientError, match="empty string"):
+        add(table, "", 1)
