@@ -55,7 +55,7 @@ def statuses(lab: dict) -> dict[int, str]:
 
 
 def failures(lab: dict) -> dict[str, str]:
-    return {test["name"]: test["message"] for task in lab["tasks"] for test in task["tests"] if test["status"] != "pass"}
+    return {test["name"]: test["message"] or "" for task in lab["tasks"] for test in task["tests"] if test["status"] != "pass"}
 
 
 # --- the learner's code ends the process --------------------------------------------------------
