@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from workshop import manifest, paths, starters
+from workshop import paths
 
 from test_cli import workshop  # tests/meta is on sys.path (pytest's default prepend import mode)
+from test_start_api import lab1_copy
 
 # Each run creates a stack in moto (about 1.5 s in a fresh process): more than the 6 s default allows
 # for the tests that run several.
@@ -95,16 +96,7 @@ def test_the_starter_fails_as_lambda_shows_an_unhandled_error():
 @pytest.fixture
 def slow_lab(tmp_path: Path) -> Path:
     """Lab 1's reference, with a Timeout of 1 second and a list route that sleeps for 30."""
-    labs = tmp_path / "labs"
-    lab = manifest.find("1")
-    starters.write_files(labs / lab.id, starters.files_in(lab.folder("solutions")))
-    template = labs / lab.id / "template.yaml"
-    template.write_text(template.read_text().replace("    Timeout: 10\n", "    Timeout: 1\n"))
-    app = labs / lab.id / "items_api" / "app.py"
-    text = app.read_text()
-    app.write_text(text.replace("def list_items():\n", "def list_items():\n    __import__('time').sleep(30)\n"))
-    assert "sleep(30)" in app.read_text()
-    return labs
+    return lab1_copy(tmp_path, "def list_items():\n", "def list_items():\n    __import__('time').sleep(30)\n")
 
 
 def test_a_run_past_its_timeout_is_stopped_and_reported(slow_lab):
