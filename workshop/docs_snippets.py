@@ -8,6 +8,13 @@ and pages include them with pymdownx.snippets, which both builders understand:
 
     --8<-- "docs/snippets/generated/hints/lab01_api_gateway.md:task1"    (one task's hints, on a lab page)
     --8<-- "docs/snippets/generated/labs-table.md"                       (the course map, on docs/index.md)
+    --8<-- "docs/snippets/generated/tasks/lab01_api_gateway.md"          (a lab's tasks, linked, atop its page)
+
+Two more kinds are derived from other files the same way, so that a page never copies them by hand:
+- figures/<lab>.md: the rows of docs/snippets/bench.md (written by `make bench`) that concern one lab, and
+  figures/functions.md, every function's cold and warm start; docs/performance.md shows the whole table;
+- events/<lab>/<event>.json: the `body` (SQS) or `Message` (SNS) of each record of an event of labs/, which
+  is a string holding JSON, parsed, to show beside the real event.
 
 After editing labs.toml:  .venv/bin/python -m workshop.docs_snippets --write
 tests/meta/test_docs_snippets.py fails while the files are stale, and so does `--check`.
@@ -16,6 +23,8 @@ tests/meta/test_docs_snippets.py fails while the files are stale, and so does `-
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -72,11 +81,86 @@ def labs_table(labs: tuple[manifest.Lab, ...]) -> str:
     return HEADER + "\n".join(["| Lab | Pattern | Best practice | Time |", "| --- | --- | --- | --- |", *rows]) + "\n"
 
 
+def task_list(lab: manifest.Lab) -> str:
+    """The lab's tasks as a numbered list, each linked to its section (`#task-N`) on the lab's page."""
+    return HEADER + "".join(f"{task.number}. [{task.title}](#task-{task.number})\n" for task in lab.tasks)
+
+
+# --- figures: docs/snippets/bench.md, cut per lab -------------------------------------------------------
+BENCH = paths.DOCS / "snippets" / "bench.md"
+FIGURES_HEADER = f"<!-- Cut from docs/snippets/bench.md (make bench) by `{WRITE}`. Do not edit. -->\n\n"
+# A function's cold and warm start rows: "Lab 1 items_api cold start, clients at import".
+START_ROW = re.compile(r"^Lab \d+ \w+ (cold start|warm invocation)\b")
+
+
+def bench_table(text: str) -> tuple[list[str], list[str], list[str]]:
+    """(the lines before the table, its header and rule, its rows) of bench.md."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("| "))
+    return lines[:start], lines[start : start + 2], [line for line in lines[start + 2 :] if line.startswith("| ")]
+
+
+def row_concerns(figure: str, lab: manifest.Lab) -> bool:
+    """Whether a figure is about this lab: it names the lab ("Grading lab 3", "Lab 3:") or one of its functions."""
+    named = re.search(rf"\b[Ll]ab {lab.number}\b", figure) is not None
+    return named or any(re.search(rf"\b{re.escape(function)}\b", figure) for function in lab.functions)
+
+
+def figures(labs: tuple[manifest.Lab, ...]) -> dict[Path, str]:
+    """One file per lab that has figures, and one of every function's cold and warm start."""
+    if not BENCH.is_file():
+        return {}
+    before, header, rows = bench_table(BENCH.read_text(encoding="utf-8"))
+
+    def page(selected: list[str]) -> str:
+        return FIGURES_HEADER + "\n".join([*before, *header, *selected]) + "\n"
+
+    figure = {row: row.split(" | ", 1)[0].removeprefix("| ") for row in rows}
+    files = {}
+    for lab in labs:
+        if selected := [row for row in rows if row_concerns(figure[row], lab)]:
+            files[GENERATED / "figures" / f"{lab.id}.md"] = page(selected)
+    if starts := [row for row in rows if START_ROW.match(figure[row])]:
+        files[GENERATED / "figures" / "functions.md"] = page(starts)
+    return files
+
+
+# --- events: the JSON a record carries as a string, parsed ------------------------------------------------
+def parsed_records(event: object) -> list[dict] | None:
+    """Each record's `body` (SQS) or `Sns.Message` (SNS) parsed, with the record's id, or None when the
+    event carries no such string. A string that is not JSON (a poison message) stays the string it is."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    shown = []
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record.get("body"), str):
+            identity, key, text = ("messageId", record.get("messageId")), "body", record["body"]
+        elif isinstance(record.get("Sns"), dict) and isinstance(record["Sns"].get("Message"), str):
+            identity, key, text = ("MessageId", record["Sns"].get("MessageId")), "Message", record["Sns"]["Message"]
+        else:
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        shown.append({identity[0]: identity[1], key: value})
+    return shown or None
+
+
+def parsed_events(labs: tuple[manifest.Lab, ...]) -> dict[Path, str]:
+    files = {}
+    for lab in labs:
+        for source in sorted((paths.ROOT / "labs" / lab.id / "events").glob("*.json")):  # what pages include
+            if records := parsed_records(json.loads(source.read_text(encoding="utf-8"))):
+                files[GENERATED / "events" / lab.id / source.name] = json.dumps(records, indent=2) + "\n"
+    return files
+
+
 def render(labs: tuple[manifest.Lab, ...]) -> dict[Path, str]:
     """Every generated file and its text."""
     files = {hints_file(lab): hints_page(lab) for lab in labs}
+    files |= {GENERATED / "tasks" / f"{lab.id}.md": task_list(lab) for lab in labs}
     files[GENERATED / "labs-table.md"] = labs_table(labs)
-    return files
+    return files | figures(labs) | parsed_events(labs)
 
 
 def problems(files: dict[Path, str]) -> list[str]:

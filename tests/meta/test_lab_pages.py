@@ -15,11 +15,14 @@ from workshop import docs_snippets, manifest, paths
 
 LABS = manifest.labs()
 # The `##` sections of a lab page, in order. "The best practice: " is followed by the lab's practice.
+# A learner first sees what they build (the diagram), the tasks and how to check; the concepts come after
+# the tasks, for when a task needs them (tests/meta/test_page_layout.py measures the opening).
 SECTIONS = (
     "The pattern",
-    "The best practice: ",
     "Your starting point",
     "Tasks",
+    "How it works",
+    "The best practice: ",
     "Run the grader",
     "Explore in the notebook",
     "The solution",
@@ -48,7 +51,7 @@ def split(text: str, level: str) -> list[tuple[str, str]]:
 
 def canonical(heading: str) -> str:
     """The canonical section a `##` heading is ("The best practice: " whatever the practice), or itself."""
-    prefix = SECTIONS[1]
+    prefix = next(section for section in SECTIONS if section.endswith(": "))
     return prefix if heading.startswith(prefix) and heading != prefix else heading
 
 
@@ -168,3 +171,26 @@ def test_going_further_links_to_the_aws_and_powertools_docs(lab):
             f"docs/{lab.page}: solutions/{lab.id} uses Powertools, so '## Going further' needs at least one link "
             f"to its documentation (docs.powertools.aws.dev)"
         )
+
+
+def test_the_page_opens_with_its_tasks_linked_and_its_starter_collapsed(lab):
+    opening = read(lab).get("Your starting point", "")
+    tasks = f'--8<-- "{paths.relative(docs_snippets.GENERATED / "tasks" / f"{lab.id}.md")}"'
+    assert tasks in opening.splitlines(), (
+        f"docs/{lab.page}: '## Your starting point' must list the tasks, each linked to its section, with the "
+        f"list generated from labs/labs.toml, on a line of its own:\n  {tasks}"
+    )
+    shown_open = [path for path in includes(opening, f"labs/{lab.id}/")
+                  if path not in includes(collapsed(opening, "example"), f"labs/{lab.id}/")]
+    assert not shown_open, (
+        f"docs/{lab.page}: '## Your starting point' shows {shown_open} open; a learner reads the tasks first, so "
+        f"the starter files go in a collapsed '??? example' block"
+    )
+
+
+def test_the_page_shows_its_own_figures_not_the_whole_table(lab):
+    page = (paths.DOCS / lab.page).read_text(encoding="utf-8")
+    assert '--8<-- "docs/snippets/bench.md"' not in page, (
+        f"docs/{lab.page} includes the whole benchmark table; include this lab's rows, "
+        f'docs/snippets/generated/figures/{lab.id}.md (docs/performance.md shows them all)'
+    )

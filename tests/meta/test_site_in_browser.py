@@ -4,6 +4,16 @@ Fails on a page that logs a console error, asks for anything not served from 127
 anchor that does not exist, shows an empty code block or a diagram that did not load; checks that search
 finds each lab offline; saves screenshots of the home page and of lab 1's page under site/screenshots/.
 
+Every lab page is also looked at as a learner does, on a laptop (1280 px wide) and on a phone (390 px),
+with every collapsed block opened, and a screenshot of its first two screens saved under
+site/screenshots/<lab>-<width>.png. On each:
+- the first task's heading starts within the first two screens;
+- no code block is wider than its column, and a block whose lines are longer than it is wide scrolls on
+  purpose: the element that holds the lines has `overflow-x: auto` or `scroll` and a reader can reach it
+  with the keyboard (`tabindex`), as Material's code blocks do. JSON blocks wrap instead (docs/assets/extra.css);
+- every tab label of a tab set shows whole: the labels fit their row, nothing is cut off or scrolled away;
+- axe-core (bundled by the PyPI package axe-playwright-python) finds no `serious` or `critical` violation.
+
 `make test` installs Chromium where it can (root with apt-get, as in CI). Elsewhere, without Chromium,
 this module is skipped with a notice in pytest's summary (make test runs pytest with -rs), never silently.
 """
@@ -24,6 +34,14 @@ import pytest
 
 from workshop import manifest, paths
 
+LABS = manifest.labs()
+# A laptop and a phone: (name, width, height) in CSS pixels.
+SCREENS = {"laptop": (1280, 800), "phone": (390, 844)}
+# The first task's heading must start within this many screens of the top of the page.
+SCREENS_BEFORE_TASK_1 = 2
+# axe-core's impacts that fail the test; "moderate" and "minor" are reported by axe but allowed.
+BLOCKING_IMPACTS = {"serious", "critical"}
+
 CHROMIUM = os.environ.get("WORKSHOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # The screenshots stay in the build folder (the `site` fixture's), beside the pages.
 SCREENSHOTS = "screenshots"
@@ -41,8 +59,12 @@ sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="NOTICE: the site's browser test did not run: Playwright is missing; `make test` installs it.",
 )
-# A build and a visit of every page take well over the graders' 6 s.
-pytestmark = pytest.mark.timeout(300)
+axe = pytest.importorskip(
+    "axe_playwright_python.sync_playwright",
+    reason="NOTICE: the site's accessibility check did not run: axe-playwright-python is missing; `make test` installs it.",
+)
+# A build and a visit of every page, then of every lab page twice with axe, take well over the graders' 6 s.
+pytestmark = pytest.mark.timeout(600)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -209,3 +231,139 @@ def test_search_finds_each_lab_offline(browser, origin, lab):
     top = [url.split("?")[0] for url in results[:3]]
     assert not failures, f"searching {lab.title!r} failed in the browser: {failures[:2]}"
     assert wanted in top, f"searching {lab.title!r} did not list {lab.page} among the first results: {top}"
+
+
+# --- every lab page, as a learner sees it on a laptop and on a phone --------------------------------------
+
+LAYOUT = """() => {
+    // The column is the content area between the sidebars (on a phone, the screen: Material lets code
+    // blocks reach its edges there, on purpose).
+    const article = document.querySelector('article.md-content__inner');
+    const column = document.querySelector('.md-content').getBoundingClientRect();
+    const task = document.getElementById('task-1');
+    const describe = e => (e.closest('details') ? e.closest('details').querySelector('summary').textContent.trim()
+                           : (e.closest('[id]') || {}).id || e.tagName).slice(0, 80);
+    const visible = e => e.getClientRects().length > 0;
+    const tooWide = [], unscrollable = [], clippedTabs = [];
+    for (const pre of [...article.querySelectorAll('pre')].filter(visible)) {
+        const box = pre.getBoundingClientRect();
+        if (box.left < column.left - 1 || box.right > column.right + 1) {
+            tooWide.push(`${describe(pre)}: ${Math.round(box.width)} px in a column of ${Math.round(column.width)} px`);
+        }
+        for (const holder of [pre, ...pre.querySelectorAll('code')]) {
+            if (holder.scrollWidth <= holder.clientWidth + 1) continue;
+            const overflow = getComputedStyle(holder).overflowX;
+            const scrolls = (overflow === 'auto' || overflow === 'scroll') && holder.tabIndex >= 0;
+            if (!scrolls) unscrollable.push(`${describe(pre)}: ${holder.scrollWidth} px of lines in ${holder.clientWidth} px, `
+                                            + `overflow-x ${overflow}, tabindex ${holder.getAttribute('tabindex')}`);
+        }
+    }
+    for (const labels of [...article.querySelectorAll('.tabbed-labels')].filter(visible)) {
+        const row = labels.getBoundingClientRect();
+        const cut = [...labels.querySelectorAll('label')].filter(label => {
+            const box = label.getBoundingClientRect();
+            return box.left < row.left - 1 || box.right > row.right + 1;
+        });
+        if (cut.length || labels.scrollWidth > labels.clientWidth + 1) {
+            clippedTabs.push(`${describe(labels)}: ${[...labels.querySelectorAll('label')].map(l => l.textContent.trim()).join(' | ')}`
+                             + ` need ${labels.scrollWidth} px, have ${labels.clientWidth} px`);
+        }
+    }
+    return {task1Top: task ? task.getBoundingClientRect().top + window.scrollY : null,
+            tooWide, unscrollable, clippedTabs};
+}"""
+
+
+@dataclass
+class LabView:
+    """One lab page at one screen size."""
+
+    page: str
+    screen: str
+    height: int
+    task1_top: float | None
+    too_wide: list[str]
+    unscrollable: list[str]
+    clipped_tabs: list[str]
+    blocking: list[str]  # axe-core's serious and critical violations, one line each
+    screenshot: Path
+
+
+def _look(browser, origin: str, lab: manifest.Lab, screen: str, site: Path) -> LabView:
+    width, height = SCREENS[screen]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort())
+    page.goto(f"{origin}/{Path(lab.page).with_suffix('').as_posix()}/", wait_until="networkidle")
+    screenshot = site / SCREENSHOTS / f"{lab.id}-{screen}.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    # The first two screens, as they open: where the first task must be.
+    page.screenshot(path=str(screenshot), full_page=True,
+                    clip={"x": 0, "y": 0, "width": width, "height": height * SCREENS_BEFORE_TASK_1})
+    top = page.evaluate("() => { const t = document.getElementById('task-1'); "
+                        "return t ? t.getBoundingClientRect().top + window.scrollY : null; }")
+    # A learner opens what they need: every collapsed block is checked open.
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    found = page.evaluate(LAYOUT)
+    results = axe.Axe().run(page).response
+    blocking = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']}; at {node['target']}"
+        for violation in results["violations"] if violation["impact"] in BLOCKING_IMPACTS
+        for node in violation["nodes"][:5]
+    ]
+    page.close()
+    return LabView(lab.page, screen, height, top, found["tooWide"], found["unscrollable"], found["clippedTabs"],
+                   blocking, screenshot)
+
+
+@pytest.fixture(scope="module")
+def lab_views(browser, origin, site) -> dict[tuple[str, str], LabView]:
+    return {(lab.id, screen): _look(browser, origin, lab, screen, site) for lab in LABS for screen in SCREENS}
+
+
+VIEWS = [pytest.param(lab.id, screen, id=f"{lab.id}-{screen}") for lab in LABS for screen in SCREENS]
+
+
+@pytest.mark.parametrize(("lab_id", "screen"), VIEWS)
+def test_the_first_task_starts_within_two_screens(lab_views, lab_id, screen):
+    view = lab_views[lab_id, screen]
+    assert view.task1_top is not None, f"docs/{view.page}: no element with id task-1 on the page"
+    limit = SCREENS_BEFORE_TASK_1 * view.height
+    assert view.task1_top <= limit, (
+        f"docs/{view.page} on a {screen} ({SCREENS[screen][0]} px wide): Task 1 starts {view.task1_top:.0f} px down, "
+        f"below the first {SCREENS_BEFORE_TASK_1} screens ({limit} px). Shorten the opening: what the lab builds, the "
+        f"diagram, the tasks and how to check; see {paths.relative(view.screenshot)}"
+    )
+
+
+@pytest.mark.parametrize(("lab_id", "screen"), VIEWS)
+def test_code_blocks_fit_their_column_or_scroll_on_purpose(lab_views, lab_id, screen):
+    view = lab_views[lab_id, screen]
+    assert not view.too_wide, f"docs/{view.page} on a {screen}: code blocks wider than their column:\n  " + "\n  ".join(view.too_wide)
+    assert not view.unscrollable, (
+        f"docs/{view.page} on a {screen}: code blocks whose lines run off the edge without a way to scroll to them "
+        f"(overflow-x auto and a tabindex), or make them wrap:\n  " + "\n  ".join(view.unscrollable)
+    )
+
+
+@pytest.mark.parametrize(("lab_id", "screen"), VIEWS)
+def test_tab_labels_show_whole(lab_views, lab_id, screen):
+    view = lab_views[lab_id, screen]
+    assert not view.clipped_tabs, (
+        f"docs/{view.page} on a {screen}: tab labels cut off (shorten them, or use fewer tabs):\n  "
+        + "\n  ".join(view.clipped_tabs)
+    )
+
+
+@pytest.mark.parametrize(("lab_id", "screen"), VIEWS)
+def test_axe_finds_no_serious_or_critical_violation(lab_views, lab_id, screen):
+    view = lab_views[lab_id, screen]
+    assert not view.blocking, (
+        f"docs/{view.page} on a {screen}: axe-core's serious or critical findings (rule, what it asks, where):\n  "
+        + "\n  ".join(view.blocking)
+    )
+
+
+def test_each_lab_page_has_a_screenshot_at_each_width(lab_views):
+    missing = [paths.relative(view.screenshot) for view in lab_views.values()
+               if not view.screenshot.is_file() or view.screenshot.stat().st_size < 10_000]
+    assert not missing, f"screenshots missing or blank: {missing}"
