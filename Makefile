@@ -23,8 +23,10 @@ check: $(STAMP) ## Grade your labs and show your progress
 	@$(BIN)/workshop check; status=$$?; [ $$status -le 1 ]
 
 test: $(TEST_STAMP) chromium ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks, the site in a browser)
-	@# -rs prints why anything was skipped (the browser test, on a machine without Chromium).
-	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions --timeout=300 -rs
+	@# -rs prints why anything was skipped (the browser test, on a machine without Chromium). pytest-xdist
+	@# hands whole files to one worker per core (at most 4: many tests start gradings of their own).
+	$(BIN)/python -m pytest $(wildcard tests/test_*.py) tests/meta --target=solutions --timeout=300 -rs \
+	  --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
 	@# The hints and the labs table come from labs/labs.toml: bring them up to date first.

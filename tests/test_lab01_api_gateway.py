@@ -52,9 +52,12 @@ from workshop.grading.spies import CreationSpy
 from workshop.grading.template_checks import (
     POWERTOOLS_LAYER,
     actions,
+    deployed_elsewhere,
     function_by_code_uri,
+    grants_of,
     load_both,
     policy_statements,
+    resource_arn,
     role_of,
 )
 
@@ -620,6 +623,20 @@ def test_task5_template_grants_access_to_this_table_only(lab_dir):
     assert {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"} <= granted, (
         f"{name} may call {sorted(granted) or 'nothing'} on DynamoDB; it needs at least Scan, GetItem and PutItem "
         "on its table. Add a SAM policy template: Policies: [DynamoDBCrudPolicy: {TableName: !Ref ItemsTable}]."
+    )
+    # ... on the ARN AWS will check: the table's own (a name where an ARN belongs, or an ARN where a
+    # name belongs, deploys as an ARN that matches no table) ...
+    variable = ((function.get("Environment") or {}).get("Variables") or {}).get("TABLE_NAME")
+    table = min(templates.references(variable) & tables or tables or {None}, key=str)
+    arn = resource_arn(cfn, table) if table else None
+    grants = grants_of(cfn, role)
+    refused = [action for action in ("dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem")
+               if arn is None or not any(grant.allows(action, arn) for grant in grants)]
+    assert not refused, (
+        f"{name} may not call {', '.join(refused)} on {table or 'a table (the template has none)'}"
+        + (f" ({arn}, the ARN AWS will check; the account and stack are the grader's stand-ins)" if arn else "")
+        + f". {deployed_elsewhere(grants, table, arn) if arn else ''} DynamoDBCrudPolicy takes the table's name: "
+        "TableName: !Ref ItemsTable (a table's !Ref is its name; !GetAtt ItemsTable.Arn is its ARN)."
     )
     # ... and on this table only
     too_broad = [s for s in statements if s.get("Resource") == "*" or not (templates.references(s.get("Resource")) & tables)]

@@ -60,14 +60,13 @@ from workshop.grading.template_checks import (
     actions_on,
     assert_keeps_lab_1_settings,
     beyond,
-    explain_arn_mismatch,
+    deployed_elsewhere,
     function_by_code_uri,
     grants_of,
     load_both,
     resolve_value,
     resource_arn,
     role_of,
-    within,
 )
 
 FUNCTION = "order_worker"
@@ -803,19 +802,6 @@ TABLE_ACTIONS = frozenset(  # DynamoDBWritePolicy, and a GetItem for a learner w
 )
 
 
-def mismatch(grants: list, logical_id: str, arn: str) -> str:
-    """Where a policy names a resource but resolves to another ARN: what it resolves to, and why."""
-    for grant in grants:
-        for written, resolved in zip(grant.written, grant.resources):
-            if logical_id in templates.references(written) and not within(resolved, arn):
-                why = explain_arn_mismatch(resolved, arn)
-                return (
-                    f"Your policy names {logical_id}, but the ARN SAM builds from it is {resolved}, which matches "
-                    "nothing in AWS" + (f": {why}" if why else "") + "."
-                )
-    return ""
-
-
 def test_task5_grants_this_queue_and_this_table_only(lab_dir):
     # GIVEN the role the function runs with, as AWS deploys it, every ARN resolved as AWS would (with the
     # grader's stand-in names for your account and stack)
@@ -850,7 +836,7 @@ def test_task5_grants_this_queue_and_this_table_only(lab_dir):
             continue
         arn = own[logical_id][0]
         if not any(grant.allows(action, arn) for grant in grants):
-            missing.append(f"{action} on {logical_id} ({arn}). " + mismatch(grants, logical_id, arn))
+            missing.append(f"{action} on {logical_id} ({arn}). {deployed_elsewhere(grants, logical_id, arn)}".rstrip())
     assert not missing, (
         f"{name} may not do what its work needs, on the ARNs AWS will check (the grader's stand-in names for "
         "your account and stack):\n  - " + "\n  - ".join(missing)
@@ -859,7 +845,7 @@ def test_task5_grants_this_queue_and_this_table_only(lab_dir):
            "of your own, SAM no longer attaches AWSLambdaSQSQueueExecutionRole.")
     )
     # ... a policy that names its queue or its table resolves to that resource's ARN ...
-    unmatched = [problem for logical_id, (arn, _) in own.items() if (problem := mismatch(grants, logical_id, arn))]
+    unmatched = [problem for logical_id, (arn, _) in own.items() if (problem := deployed_elsewhere(grants, logical_id, arn))]
     assert not unmatched, (
         f"{name}'s policy names its resource by a value that deploys as another ARN. {' '.join(unmatched)} "
         "SQSPollerPolicy takes QueueName: !GetAtt OrdersQueue.QueueName, DynamoDBWritePolicy TableName: "

@@ -45,9 +45,9 @@ import os
 import re
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from types import ModuleType
@@ -73,13 +73,12 @@ from workshop.grading.scheduled_jobs import (
 from workshop.grading.template_checks import (
     assert_keeps_lab_1_settings,
     beyond,
-    explain_arn_mismatch,
+    deployed_elsewhere,
     function_by_code_uri,
     grants_of,
     load_both,
     resource_arn,
     role_of,
-    within,
 )
 
 FUNCTION = "hourly_report"
@@ -926,20 +925,8 @@ def test_task5_timeout_fits_an_hourly_job(lab_dir):
     )
 
 
-def mismatch(grants: list, logical_id: str, arn: str) -> str:
-    """Where a policy names a resource but resolves to another ARN: what it resolves to, and why."""
-    for grant in grants:
-        for written, resolved in zip(grant.written, grant.resources):
-            if logical_id in templates.references(written) and not within(resolved, arn):
-                why = explain_arn_mismatch(resolved, arn) or (
-                    "it is not an ARN (arn:${AWS::Partition}:s3:::${ReportsBucket}/..., with the bucket's name)"
-                    if not resolved.startswith("arn:") else ""
-                )
-                return (
-                    f" Your policy names {logical_id}, but the ARN it deploys as is {resolved}, which matches "
-                    "nothing in AWS" + (f": {why}" if why else "") + "."
-                )
-    return ""
+# Why a hand-written S3 ARN that is not an ARN at all matches nothing.
+NOT_AN_S3_ARN = "it is not an ARN (arn:${AWS::Partition}:s3:::${ReportsBucket}/..., with the bucket's name)"
 
 
 def test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix(lab_dir):
@@ -985,7 +972,7 @@ def test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix(lab_dir
     if bucket:
         needs.append(("s3:PutObject", bucket, f"{base[bucket]}/{prefix}2026/11/27/13.json", f"a report of {bucket}"))
     missing = [
-        f"{action} on {what} ({arn}).{mismatch(grants, logical_id, base[logical_id])}"
+        f"{action} on {what} ({arn}). {deployed_elsewhere(grants, logical_id, base[logical_id], NOT_AN_S3_ARN)}".rstrip()
         for action, logical_id, arn, what in needs
         if not any(grant.allows(action, arn) for grant in grants)
     ]
@@ -997,7 +984,7 @@ def test_task5_reads_the_orders_index_and_writes_only_the_reports_prefix(lab_dir
         f"s3:PutObject on !Sub arn:${{AWS::Partition}}:s3:::${{ReportsBucket}}/{prefix}*."
     )
     # ... a statement that names the table or the bucket resolves to its ARN ...
-    unmatched = [problem for logical_id, arn in base.items() if (problem := mismatch(grants, logical_id, arn))]
+    unmatched = [problem for logical_id, arn in base.items() if (problem := deployed_elsewhere(grants, logical_id, arn, NOT_AN_S3_ARN))]
     assert not unmatched, (
         f"{name}'s policy names a resource by a value that deploys as another ARN.{''.join(unmatched)} "
         "DynamoDBReadPolicy takes TableName: !Ref OrdersTable (a table's !Ref is its name)."

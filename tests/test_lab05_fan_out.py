@@ -57,14 +57,13 @@ from workshop.grading.template_checks import (
     assert_keeps_lab_1_settings,
     attribute_value,
     beyond,
-    explain_arn_mismatch,
+    deployed_elsewhere,
     function_by_code_uri,
     grants_of,
     load_both,
     resolve_value,
     resource_arn,
     role_of,
-    within,
 )
 
 AUDIT, NOTIFIER, COUNTER = "audit_writer", "notifier", "analytics_counter"
@@ -355,17 +354,6 @@ def needs_of(function: str, properties: dict) -> list[tuple[str, str | None, str
         targets = sorted(templates.references(env.get(setting))) or [None]
         found += [(action, target, setting) for action in wanted for target in targets[:1]]
     return found
-
-
-def mismatch(grants: list, logical_id: str, arn: str) -> str:
-    """Where a policy names the resource but resolves to another ARN: what it resolves to, and why."""
-    for grant in grants:
-        for written, resolved in zip(grant.written, grant.resources):
-            if logical_id in templates.references(written) and not within(resolved, arn):
-                why = explain_arn_mismatch(resolved, arn)
-                return (f". Your policy names {logical_id}, but the ARN SAM builds from it is {resolved}, which "
-                        f"matches nothing in AWS" + (f": {why}" if why else ""))
-    return ""
 
 
 # --- task 1 ----------------------------------------------------------------------------------------
@@ -951,7 +939,7 @@ def test_task5_each_function_may_touch_its_own_resources_only(lab_dir):
                 continue
             arn = resource_arn(cfn, logical_id)
             if not any(grant.allows(action, arn) for grant in grants):
-                missing.append(f"{action} on {logical_id} ({setting}): {arn}" + mismatch(grants, logical_id, arn))
+                missing.append(f"{action} on {logical_id} ({setting}): {arn}. {deployed_elsewhere(grants, logical_id, arn)}".rstrip())
         assert not missing, (
             f"{name} may not do what its work needs, on the ARNs AWS will check (the grader's stand-in names "
             "for your account and stack):\n  - " + "\n  - ".join(missing)

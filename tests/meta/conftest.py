@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,17 +19,29 @@ SITE = paths.ROOT / "site"
 
 @pytest.fixture(scope="session")
 def site() -> Path:
-    """The site, built strictly once per test session into site/, for the docs, glossary and browser tests."""
-    shutil.rmtree(SITE, ignore_errors=True)
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
-        cwd=paths.ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=300,
-    )
-    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
-    warnings = [line for line in build.stderr.splitlines() if "WARNING" in line]
-    assert not warnings, "mkdocs warned:\n" + "\n".join(warnings)
+    """The site, built strictly once per test run into site/, for the docs, glossary and browser tests.
+
+    Under pytest-xdist (make test) every worker asks for it: the first builds it, holding a lock, and
+    the others wait for that build and use it (the run's id, shared by its workers, marks whose it is).
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"single-{os.getpid()}"
+    built = SITE / ".built-by"
+    paths.WORKSHOP_STATE.mkdir(parents=True, exist_ok=True)
+    with open(paths.WORKSHOP_STATE / "site-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if built.is_file() and built.read_text(encoding="utf-8") == run:
+            return SITE
+        shutil.rmtree(SITE, ignore_errors=True)
+        build = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
+            cwd=paths.ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+            timeout=300,
+        )
+        assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr[-4000:]}"
+        warnings = [line for line in build.stderr.splitlines() if "WARNING" in line]
+        assert not warnings, "mkdocs warned:\n" + "\n".join(warnings)
+        built.write_text(run, encoding="utf-8")
     return SITE

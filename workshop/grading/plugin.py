@@ -68,10 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """Plain pytest grades as `workshop check` does: each lab's tests run in the grading engine's
     workers (its own process, which the learner's code cannot end, hang or change unseen); the
-    project's other tests run here, as usual."""
+    project's other tests run here, as usual. Under pytest-xdist (make test shares its files out over
+    the cores) each xdist worker runs the tests it is handed, graders too, as a grading worker does."""
     config = session.config
     graders = [item for item in session.items if grader_lab(item.path)]
-    if not graders or config.getoption("grading_worker") or config.option.collectonly:
+    in_xdist_worker = hasattr(config, "workerinput")
+    if not graders or config.getoption("grading_worker") or config.option.collectonly or in_xdist_worker:
         return None
     from workshop.grading import engine
 

@@ -343,6 +343,21 @@ def explain_arn_mismatch(resolved: str, expected: str) -> str:
     return ""
 
 
+def deployed_elsewhere(grants: list[Grant], logical_id: str, arn: str, not_an_arn: str = "") -> str:
+    """Where a policy names a resource (by logical id) but deploys as another ARN: the sentence that says
+    what it deploys as and why, or "". `not_an_arn` explains a value that is no ARN at all, for a
+    resource whose ARN the learner writes by hand (an S3 prefix)."""
+    for grant in grants:
+        for written, resolved in zip(grant.written, grant.resources):
+            if logical_id in templates.references(written) and not within(resolved, arn):
+                why = explain_arn_mismatch(resolved, arn) or ("" if resolved.startswith("arn:") else not_an_arn)
+                return (
+                    f"Your policy names {logical_id}, but the ARN SAM builds from it is {resolved}, which matches "
+                    "nothing in AWS" + (f": {why}" if why else "") + "."
+                )
+    return ""
+
+
 def beyond(grants: list[Grant], own: dict[str, tuple[str, set[str]]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Measure a role's grants against its own resources (logical id -> (ARN, the lower-case actions it
     needs there)): the statements that reach past them, as "<actions> on <resources>", and each

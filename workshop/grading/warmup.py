@@ -107,8 +107,7 @@ def learned(lab_id: str) -> dict:
 
 def _write(lab_id: str, knowledge: dict) -> None:
     try:
-        LEARNED.mkdir(parents=True, exist_ok=True)
-        _learned_file(lab_id).write_text(json.dumps(knowledge), encoding="utf-8")
+        paths.write_atomically(_learned_file(lab_id), json.dumps(knowledge))
     except OSError:
         pass  # a read-only checkout grades, only without this head start
 
