@@ -187,7 +187,7 @@ def reset(args: argparse.Namespace) -> int:
 def invoke(args: argparse.Namespace) -> int:
     from workshop.local import commands
 
-    return commands.invoke(args.lab, args.function, args.event, args.target, args.repeat)
+    return commands.invoke(args.lab, args.function, args.event, args.target, args.repeat, args.warehouse)
 
 
 def start_api(args: argparse.Namespace) -> int:
@@ -308,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("function", help="the function's folder (items_api) or logical id (ItemsApiFunction)")
     run.add_argument("--event", help="an event of the lab's events/ folder by name, or a JSON file; default: the first that fits")
     run.add_argument("--repeat", type=int, default=1, help="invoke N times in one environment: a cold start, then warm ones")
+    run.add_argument(
+        "--warehouse", choices=("confirm", "refuse", "silence"), default="confirm",
+        help="lab 7: what the warehouse answers the workflow's callback (silence: its timeout passes)",
+    )
     run.add_argument("--target", **target)
     run.set_defaults(func=invoke)
 

@@ -46,6 +46,9 @@ SHOWN: dict[str, list[str]] = {
     f"{LOCAL}/lab06-invoke-repeat.txt": [
         "invoke", "1", "items_api", "--event", "api_list_items", "--repeat", "3", "--target", "solutions",
     ],
+    f"{LOCAL}/lab07-invoke.txt": [
+        "invoke", "7", "order_workflow", "--event", "eventbridge_order_placed", "--target", "solutions",
+    ],
 }
 # Snippet -> the Python script (also shown in the docs) whose output it is.
 SCRIPTS: dict[str, str] = {f"{LOCAL}/python_api.txt": f"{LOCAL}/python_api.py"}
@@ -81,6 +84,11 @@ SUBSTITUTIONS = [
     # Powertools' log timestamps and the metrics' (EMF) timestamp: the wall clock.
     (re.compile(r'"timestamp":"[^"]+"'), '"timestamp":"<time>"'),
     (re.compile(r'"Timestamp":\d+'), '"Timestamp":<ms>'),
+    # Wall-clock times a function made with datetime.now() (lab 7's placed_at): they have microseconds,
+    # which the fixed times of lab 4's schedule have not (those are compared). And how long a durable
+    # execution took.
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}(?:[+-]\d\d:\d\d|Z)?"), "<now>"),
+    (re.compile(r"^(Execution [A-Z_]+ in )\d+(\.\d+)? s\b", re.M), r"\1<n> s"),
     # Names moto gives the stack's resources, with a random suffix.
     (re.compile(r"(workshop-local-[A-Za-z]+)-[A-Za-z0-9]{12}\b"), r"\1-<suffix>"),
     # API Gateway's response headers, and the port.
@@ -284,6 +292,12 @@ def test_the_normalising_keeps_what_matters():
     a = "REPORT RequestId: 0026e1ae-dc55-4edc-b9af-134198809c3c\tDuration: 22.41 ms\n201"
     b = "REPORT RequestId: 1126e1ae-dc55-4edc-b9af-134198809c3c\tDuration: 3.02 ms\n201"
     assert normalised(a) == normalised(b) and normalised(a) != normalised(b.replace("201", "200"))
+    # Lab 7's payment id (a uuid) and order time change from run to run; the order's status does not.
+    run1 = '{"placed_at": "2026-12-03T22:41:58.501452+00:00", "payment_id": "pay-b3f84160-e999-4edf-bedc-b9cc70e396fb"}\nExecution SUCCEEDED in 0.42 s'
+    run2 = '{"placed_at": "2026-12-04T09:02:11.07+00:00", "payment_id": "pay-0a1b2c3d-e999-4edf-bedc-b9cc70e396fb"}\nExecution SUCCEEDED in 1.3 s'
+    assert normalised(run1) == normalised(run2) and normalised(run1) != normalised(run2.replace("SUCCEEDED", "FAILED"))
+    # Lab 4's fixed schedule times are compared.
+    assert normalised("2026-11-27T13:00:00+00:00") != normalised("2026-11-27T14:00:00+00:00")
     frames = 'Traceback:\n  File "/x/.venv/lib/python3.11/site-packages/p/m.py", line 5, in f\n    g()\n    ^^^\n  File "/x/solutions/lab03_sqs_processing/w/app.py", line 70, in h\n    k()'
     assert normalised(frames) == 'Traceback:\n  File "<site-packages>/..."\n  File "<repo>/solutions/lab03_sqs_processing/w/app.py", line 70, in h\n    k()'
 

@@ -19,6 +19,8 @@ SHOWS = {
     "lab04_scheduled_tasks": ("reports/2026/11/27/13.json", "REPORT RequestId", "fired at 2026-11-27T13:00:00Z"),
     "lab05_fan_out": ("RetriesExhausted", "REPORT RequestId", "NotifierFunction: 3 attempt(s), FailedInvocationsQueue"),
     "lab06_performance": ("within 200 ms: 1024 MB", "REPORT RequestId", "billed cold/warm"),
+    # A durable workflow: which steps a replay ran again, a callback that timed out, out of stock.
+    "lab07_durable_orders": ("ran again in invocation 2 or later: take_payment", "TIMED_OUT", "not enough stock"),
 }
 
 

@@ -32,13 +32,19 @@ def _end(invocations: list[Invocation]) -> int:
     return 1 if failed else 0
 
 
-def invoke(lab_key: str, function: str, event_name: str | None, target: str, repeat: int = 1) -> int:
+def invoke(
+    lab_key: str, function: str, event_name: str | None, target: str, repeat: int = 1, warehouse: str = "confirm"
+) -> int:
     if repeat < 1:
         raise LocalError("--repeat takes a number of invocations, 1 or more")
     lab = LocalLab(lab_key, target)
     logical_id = lab.function_id(function)
     label, event = lab.event(event_name, function)
     with lab:
+        from workshop.local import workflow
+
+        if workflow.is_durable(lab, logical_id):  # lab 7: one durable execution, replays and all
+            return workflow.run(lab, logical_id, label, json.loads(json.dumps(event)), warehouse)
         spec = lab.spec(logical_id)
         print(f"Invoking {paths.relative(spec.folder)} ({logical_id}) with {label}", file=sys.stderr)
         mismatch = lab.event_mismatch(logical_id, event)
@@ -75,7 +81,7 @@ def stores(lab: LocalLab) -> dict[str, dict[str, str]]:
     return held
 
 
-def _written(lab: LocalLab, before: dict[str, dict[str, str]]) -> None:
+def written(lab: LocalLab, before: dict[str, dict[str, str]]) -> None:
     """Print what the functions wrote: new or changed objects and items, store by store."""
     lines = []
     for store, now in stores(lab).items():
@@ -136,7 +142,7 @@ def upload(lab_key: str, file: str, key: str | None, bucket: str | None, target:
             return 0
         _report(delivered)
         before[bucket_id] = {**before.get(bucket_id, {}), key: source.read_bytes().decode("utf-8", "replace")}
-        _written(lab, before)
+        written(lab, before)
         return _exit_code(delivered)
 
 
@@ -167,7 +173,7 @@ def send(lab_key: str, event_name: str | None, bodies: list[str], function: str 
                 _print(f"{len(batch.failed)} of {len(batch.message_ids)} failed and went back to the queue{wait}.", "")
             if batch.note:
                 _print(batch.note, "")
-        _written(lab, before)
+        written(lab, before)
         from workshop.grading.sqs_delivery import EMPTY, waiting
 
         left = 0 if delivery.stopped in ("", EMPTY) else waiting(lab.client("sqs"), lab.physical(settings.queue))
@@ -225,7 +231,7 @@ def publish(lab_key: str, event_name: str | None, message: str | None, attribute
             if skipped:
                 _print(f"Not delivered (their filter policy does not match): {', '.join(skipped)}.", "")
             delivered += these
-        _written(lab, before)
+        written(lab, before)
         return _exit_code(delivered)
 
 
@@ -250,5 +256,5 @@ def tick(lab_key: str, until: str, since: str | None, target: str) -> int:
         for _, expression, function, _ in lab.schedules():
             print(f"{function} runs on {expression}", file=sys.stderr)
         _report(delivered)
-        _written(lab, before)
+        written(lab, before)
         return _exit_code(delivered)

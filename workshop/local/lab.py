@@ -396,8 +396,14 @@ class LocalLab:
             for _, properties in templates.resources_of_type(self.template, kind):
                 if logical_id in templates.references(properties):
                     found.add(prefix)
+        # A function with AutoPublishAlias is invoked through its alias (lab 7): the alias names it.
+        names = {logical_id} | {
+            alias
+            for alias, properties in templates.resources_of_type(self.template, "AWS::Lambda::Alias")
+            if logical_id in templates.references(properties.get("FunctionName"))
+        }
         for _, properties in templates.resources_of_type(self.template, "AWS::Lambda::Permission"):
-            if logical_id in templates.references(properties.get("FunctionName")):
+            if names & templates.references(properties.get("FunctionName")):
                 found.add(_PRINCIPAL_SOURCES.get(properties.get("Principal"), "other"))
         return found
 
