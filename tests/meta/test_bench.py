@@ -38,7 +38,9 @@ def test_bench_measures_every_figure_in_one_quick_run():
                 row = f"Lab {number} {scenario.function} {figure}{variant}"
                 assert row in run.stdout, f"`workshop bench` printed no row {row!r}:\n{run.stdout[-3000:]}"
     assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
-    local = [f"Local {function}: warm invocation, call to REPORT" for function in bench.SCENARIOS if function != "csv_summary"]
+    local = [f"Local {function}: warm invocation, call to REPORT" for function, scenario in bench.SCENARIOS.items()
+             if function != "csv_summary" and not scenario.durable]
+    local += [f"`workshop invoke` {function}, cold path" for function in bench.SCENARIOS if function != "csv_summary"]
     local += ["`workshop upload` to lab 2, cold path", "Opening a LocalLab", "`workshop start-api` GET /items, warm"]
     missing = [row for row in local if row not in run.stdout]
     assert not missing, f"`workshop bench` printed no local runtime rows {missing}:\n{run.stdout[-3000:]}"

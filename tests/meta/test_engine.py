@@ -20,7 +20,7 @@ import pytest
 from workshop import manifest, paths, starters
 from workshop.grading.budget import Usage
 
-from test_cli import APP1, LAB1, graded, messages, solve, workshop  # tests/meta is on sys.path
+from test_cli import APP1, LAB1, graded, solve, workshop  # tests/meta is on sys.path
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -288,7 +288,9 @@ def run_in(checkout: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "workshop", *arguments],
         cwd=checkout,
-        env={**environment, "NO_COLOR": "1"},
+        # Wide enough that no sentence is wrapped: the width of the terminal pytest runs in (or of none,
+        # under pytest-xdist) must not decide whether a phrase is found.
+        env={**environment, "NO_COLOR": "1", "COLUMNS": "400"},
         capture_output=True,
         text=True,
         timeout=180,
