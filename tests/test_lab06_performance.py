@@ -45,6 +45,7 @@ from workshop import paths, templates
 from workshop.grading.feedback import learner_code
 from workshop.grading.performance import (
     NO_VALUE,
+    PACKAGE_BUDGET,
     Unresolved,
     aliases_of,
     functions,
@@ -69,7 +70,6 @@ CENT = Decimal("0.01")
 API_P95_TARGET_MS = 200
 API_MONTHLY_INVOCATIONS = 3_000_000
 
-PACKAGE_BUDGET = 20_000  # bytes, zipped: several times our largest function, far below any library
 OUR_CODE = re.compile(r"(^|/)([A-Za-z_][A-Za-z0-9_]*\.py|requirements\.txt)$")
 BUNDLED = re.compile(r"^\s*(boto3|botocore|aws-lambda-powertools|pydantic)\b", re.M | re.I)
 

@@ -23,7 +23,9 @@ payment provider's bad days. PYTEST_DONT_REWRITE: the messages below are shown t
 | 5: DurableConfig: an ExecutionTimeout from the callback's timeout to 366 days, RetentionPeriodInDays 1 to 90 | test_task5_is_durable_with_an_execution_timeout_that_fits_the_longest_wait |
 | 5: AutoPublishAlias; the EventBridge rule invokes the alias | test_task5_is_invoked_through_an_alias |
 | 5: the three tables (write actions), the queue (send), the checkpoints; no other resource, no other action | test_task5_grants_its_tables_its_queue_and_its_checkpoints_only |
-| 5: arm64, python3.13 or python3.14, the SDK bundled (requirements.txt) and nothing the runtime has | test_task5_runs_on_arm64_and_a_durable_runtime_with_the_sdk_bundled |
+| 5: arm64, python3.13 or python3.14, and the Powertools layer built for both | test_task5_runs_on_arm64_and_a_runtime_durable_functions_support |
+| 5: the function's package is its code (nothing in requirements.txt), within lab 6's budget | test_task5_ships_the_sdk_in_a_layer_without_what_the_runtime_has |
+| 5: the SDK, pinned, in a layer of the template (BuildMethod makefile), installed with --no-deps into python/ | test_task5_ships_the_sdk_in_a_layer_without_what_the_runtime_has |
 
 Not checked offline, and named so on the page: Lambda's real timers (a wait of days), a crash of the
 sandbox in the middle of a step, the console's execution history.
@@ -47,7 +49,20 @@ from workshop import templates
 from workshop.grading import durable
 from workshop.grading.feedback import learner_code
 from workshop.grading.logs import json_lines
-from workshop.grading.template_checks import actions_on, beyond, function_by_code_uri, grants_of, load_both, resource_arn, role_of
+from workshop.grading.performance import PACKAGE_BUDGET, package
+from workshop.grading.template_checks import (
+    POWERTOOLS_LAYER,
+    actions_on,
+    beyond,
+    function_by_code_uri,
+    grants_of,
+    layer_arns,
+    load_both,
+    make_recipe,
+    requirement_names,
+    resource_arn,
+    role_of,
+)
 
 FUNCTION = "order_workflow"
 TABLES = {"STOCK_TABLE": "sku", "PAYMENTS_TABLE": "payment_id", "ORDERS_TABLE": "order_id"}
@@ -55,6 +70,9 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWrit
 DURABLE_RUNTIMES = ("python3.13", "python3.14")
 DURABLE_ACTIONS = ("lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState")
 DURABLE_MANAGED_POLICY = "AWSLambdaBasicDurableExecutionRolePolicy"
+SDK = "aws-durable-execution-sdk-python"
+PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
+NO_DEPENDENCIES = re.compile(r"--no-deps\b|--no-dependencies\b")
 
 
 # --- the world the workflow changes, and what it did to it -------------------------------------------
@@ -715,19 +733,73 @@ def test_task5_grants_its_tables_its_queue_and_its_checkpoints_only(lab_dir):
     assert not cannot, f"{name} may not do what its work needs: {', '.join(cannot)}. Add the scoped policy templates."
 
 
-def test_task5_runs_on_arm64_and_a_durable_runtime_with_the_sdk_bundled(lab_dir):
-    # GIVEN the function as AWS deploys it, and its requirements.txt
+def test_task5_runs_on_arm64_and_a_runtime_durable_functions_support(lab_dir):
+    # GIVEN the function as AWS deploys it
     _, _, name, function = the_function(lab_dir)
-    requirements = (lab_dir / FUNCTION / "requirements.txt").read_text(encoding="utf-8")
 
-    # THEN arm64, a runtime durable functions support, and the SDK bundled (pinned), nothing the runtime has
+    # THEN arm64 (lab 1), and a runtime durable functions support
     assert function.get("Architectures") == ["arm64"], f"{name} runs on {function.get('Architectures') or ['x86_64']}; expected [arm64] (lab 1)."
     assert function.get("Runtime") in DURABLE_RUNTIMES, (
         f"{name} runs {function.get('Runtime')}; durable functions run on {' and '.join(DURABLE_RUNTIMES)} only."
     )
-    assert re.search(r"^\s*aws-durable-execution-sdk-python==", requirements, re.M), (
-        f"{FUNCTION}/requirements.txt does not pin aws-durable-execution-sdk-python (==): it is in no layer, and AWS "
-        "advises bundling it rather than relying on the copy in the runtime, which may change under you."
+    # ... with the Powertools layer built for that runtime (its pydantic-core is compiled for one Python)
+    powertools = [m for m in (POWERTOOLS_LAYER.match(str(layer)) for layer in layer_arns(function)) if m]
+    wanted = (str(function["Runtime"]).replace(".", ""), "arm64")
+    assert powertools and (powertools[0]["python"], powertools[0]["arch"]) == wanted, (
+        f"{name} runs {function['Runtime']} on arm64 with the layers {layer_arns(function)}; expected the public "
+        f"Powertools layer built for them: ...:layer:AWSLambdaPowertoolsPythonV3-{wanted[0]}-arm64:27."
     )
-    bundled = re.findall(r"^\s*(boto3|botocore|aws-lambda-powertools)\b", requirements, re.M | re.I)
-    assert not bundled, f"{FUNCTION}/requirements.txt bundles {bundled}, which the runtime already has: remove them."
+
+
+def test_task5_ships_the_sdk_in_a_layer_without_what_the_runtime_has(lab_dir):
+    # GIVEN the function as written and as AWS deploys it, its folder, and the layers of its template
+    sam, cfn, name, function = the_function(lab_dir)
+    installs = requirement_names(lab_dir / FUNCTION / "requirements.txt")
+    size, _ = package(lab_dir / FUNCTION)
+
+    # THEN its own package is its code, within lab 6's budget: sam build installs nothing into it ...
+    assert not installs, (
+        f"{FUNCTION}/requirements.txt installs {', '.join(installs)} into the function's package, and sam build installs "
+        f"what each requires with it: {SDK} brings boto3 and botocore, 17.7 MB zipped against lab 6's budget of "
+        f"{PACKAGE_BUDGET:,} bytes, unpacked at every cold start. Ship the SDK in the layer DurableSdkLayer "
+        "(sdk_layer/) instead, and leave this requirements.txt with nothing to install."
+    )
+    assert size <= PACKAGE_BUDGET, (
+        f"{FUNCTION}/ zips to {size:,} bytes; lab 6's budget for a package is {PACKAGE_BUDGET:,}. The folder is the "
+        "package: keep your code in it, and libraries in a layer (is the SDK copied into it?)."
+    )
+    # ... and it loads a layer of this template (SAM names it after its id, plus a hash of its content)
+    built_here = dict(templates.resources_of_type(sam, "AWS::Serverless::LayerVersion"))
+    loaded = {ref for layer in function.get("Layers", []) for ref in templates.references(layer)}
+    ours = [n for n in built_here if any(re.fullmatch(re.escape(n) + "[0-9a-f]{10}", ref) for ref in loaded)]
+    assert ours, (
+        f"{name} loads the layers {layer_arns(function)}, none built by this template: {SDK} is in no public "
+        "layer, nor in Powertools'. Add `Layers: [!Ref DurableSdkLayer]` to the function (SAM adds it to the "
+        "Globals' Powertools layer)."
+    )
+    # ... built from a pinned SDK, without its dependencies, where Lambda looks for Python layers (/opt/python)
+    layer = ours[0]
+    folder = lab_dir / str(built_here[layer].get("ContentUri", "")).rstrip("/")
+    where = f"{folder.name}/"
+    requirements = (folder / "requirements.txt").read_text(encoding="utf-8") if (folder / "requirements.txt").is_file() else ""
+    assert re.search(rf"^\s*{SDK}==", requirements, re.M), (
+        f"{where}requirements.txt does not pin {SDK} (==): the layer would get whatever version is newest on the day "
+        "of the build, and a replay could meet other code than its first run."
+    )
+    provided = [p for p in requirement_names(folder / "requirements.txt") if p in PROVIDED_BY_THE_RUNTIME]
+    assert not provided, f"{where}requirements.txt lists {', '.join(provided)}, which the runtime already has: remove them."
+    build = (sam["Resources"][layer].get("Metadata") or {}).get("BuildMethod")
+    assert build == "makefile", (
+        f"{layer} is built with {build or 'no BuildMethod'}; a python3.x build method installs the SDK's dependencies "
+        f"(boto3, botocore) into the layer. Set `Metadata: {{BuildMethod: makefile}}`: sam build runs {where}Makefile."
+    )
+    recipe = make_recipe(folder / "Makefile", f"build-{layer}")
+    assert recipe, f"{where}Makefile has no target build-{layer}: sam build runs the target named after the layer's id."
+    assert re.search(r"pip3?\b.*\binstall\b", recipe) and NO_DEPENDENCIES.search(recipe), (
+        f"{where}Makefile's build-{layer} installs the SDK with its dependencies: boto3 and botocore, 17.7 MB zipped, "
+        "which the runtime already has. Add --no-deps to its pip install."
+    )
+    assert "$(ARTIFACTS_DIR)/python" in recipe.replace("${ARTIFACTS_DIR}", "$(ARTIFACTS_DIR)"), (
+        f"{where}Makefile's build-{layer} does not install into $(ARTIFACTS_DIR)/python: Lambda unpacks a layer in /opt, "
+        "and Python finds its packages in /opt/python only."
+    )

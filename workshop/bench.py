@@ -12,6 +12,7 @@
   start is one more event in that process. Lab 1's is also measured for a variant that creates its
   clients inside the handler;
 - lab 3's write ratio: N orders written one `put_item` at a time versus with a batch writer, in one process;
+- lab 7's SDK layer, zipped as its Makefile builds it (without dependencies) and as it would be with them;
 - the local runtime (workshop/local/): the cold path of `workshop invoke` (a fresh process, the stack
   created in moto from the template, a cold start, the REPORT printed), a warm invocation in a running
   LocalLab (from the call to its REPORT line), and a request to `workshop start-api`'s server;
@@ -758,6 +759,44 @@ def function_rows(number: int, scenario: Scenario, runs: int) -> list[tuple[str,
     return rows
 
 
+# What pip installs with lab 7's SDK when it may (boto3's whole tree), all of which the runtime already has.
+SDK_DISTRIBUTION = "aws-durable-execution-sdk-python"
+SDK_DEPENDENCIES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+
+
+def zipped_distributions(names: tuple[str, ...]) -> tuple[int, int]:
+    """Zipped and unzipped bytes of these installed distributions laid out as a layer (python/...), without
+    bytecode (the layer is built --no-compile): the versions of this environment, not PyPI's newest."""
+    import io
+    import zipfile
+    from importlib import metadata
+
+    buffer, unzipped = io.BytesIO(), 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            distribution = metadata.distribution(name)
+            for file in distribution.files or []:
+                path = Path(str(distribution.locate_file(file)))
+                if file.suffix == ".pyc" or ".." in file.parts or not path.is_file():
+                    continue  # bytecode, and the scripts pip puts outside site-packages
+                archive.write(path, f"python/{file}")
+                unzipped += path.stat().st_size
+    return len(buffer.getvalue()), unzipped
+
+
+def layer_rows() -> list[tuple[str, str, str]]:
+    """Lab 7's SDK layer as its Makefile builds it (--no-deps), and as it would be with its dependencies."""
+    sdk, sdk_unzipped = zipped_distributions((SDK_DISTRIBUTION,))
+    whole, whole_unzipped = zipped_distributions((SDK_DISTRIBUTION, *SDK_DEPENDENCIES))
+    return [
+        (f"Lab 7 SDK layer, zipped ({SDK_DISTRIBUTION} --no-deps)", f"{sdk / 1e6:.2f} MB",
+         f"{sdk_unzipped / 1e6:.2f} MB unzipped; the installed distribution, without bytecode"),
+        ("Lab 7 SDK layer with its dependencies, zipped", f"{whole / 1e6:.1f} MB",
+         f"{whole_unzipped / 1e6:.1f} MB unzipped; with {', '.join(SDK_DEPENDENCIES)}: what a requirements.txt "
+         f"listing the SDK adds to a package ({whole / sdk:.0f}x)"),
+    ]
+
+
 def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
     """Rows of (figure, value, how it was measured)."""
     labs = list(manifest.labs())
@@ -777,6 +816,8 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
         rows.append(watched[lab.id])
         for scenario in (s for s in SCENARIOS.values() if s.lab == lab.id):
             rows += function_rows(lab.number, scenario, runs)
+        if lab.id == "lab07_durable_orders":
+            rows += layer_rows()
     for target, which in ALL_TARGET_NAMES.items():
         median = statistics.median(times := check_times(["--all"], target, runs))
         rows.append((

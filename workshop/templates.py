@@ -100,15 +100,20 @@ def load(path: Path) -> dict[str, Any]:
     return template
 
 
+# The local folder each kind of resource zips and uploads at `sam package` (lab 7 builds a layer).
+PACKAGED_CODE = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
+
+
 def package(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     """What `sam package` does to local paths, without uploading: they become S3 locations."""
     packaged = copy.deepcopy(template)
     for resource in packaged["Resources"].values():
         properties = resource.get("Properties") or {}
         kind = resource.get("Type")
-        if kind == "AWS::Serverless::Function" and isinstance(properties.get("CodeUri"), str):
-            local = (folder / properties["CodeUri"]).resolve()
-            properties["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{local.name}.zip"
+        code_property = PACKAGED_CODE.get(kind)
+        if code_property and isinstance(properties.get(code_property), str):
+            local = (folder / properties[code_property]).resolve()
+            properties[code_property] = f"s3://{ARTIFACT_BUCKET}/{local.name}.zip"
         elif kind == "AWS::Serverless::Application" and isinstance(properties.get("Location"), str):
             local = (folder / properties["Location"]).resolve()
             properties["Location"] = f"https://s3.{REGION}.amazonaws.com/{ARTIFACT_BUCKET}/{local.parent.name}.template"

@@ -53,6 +53,7 @@ FREE_WHEN_IDLE: dict[str, str] = {
     "concurrency or SnapStart: checked below)",
     "AWS::Lambda::Permission": "a statement in the function's resource policy",
     "AWS::Lambda::Version": "code stored once, within the free 75 GB per region",
+    "AWS::Lambda::LayerVersion": "code stored once, within the same free 75 GB (lab 7's SDK: 0.16 MB)",
     "AWS::Lambda::Alias": "a name for a version; provisioned concurrency on it is checked below",
     "AWS::Lambda::EventSourceMapping": "no price of its own; an SQS mapping's long polls are SQS requests "
     "(about $0.26 a month beyond SQS's free million: docs/deploy.md counts them)",

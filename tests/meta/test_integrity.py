@@ -221,7 +221,7 @@ def test_code_fits_the_page_width(lab, target):
     long_lines = [
         f"{name}:{number}"
         for name in sorted(files_under(folder))
-        if name.endswith((".py", ".yaml", ".txt"))
+        if name.endswith((".py", ".yaml", ".txt", "Makefile"))
         for number, line in enumerate((folder / name).read_text(encoding="utf-8").splitlines(), start=1)
         if len(line) > PAGE_WIDTH and not UNBREAKABLE.search(line)
     ]

@@ -20,13 +20,13 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from test_cli import (
+    workshop,  # tests/meta is on sys.path (pytest's default prepend import mode)
+)
 
 from workshop import manifest, paths
-
-from test_cli import workshop  # tests/meta is on sys.path (pytest's default prepend import mode)
 
 # Each run creates a lab's stack in moto (about 2 s in a fresh process).
 pytestmark = pytest.mark.timeout(120)

@@ -1,4 +1,4 @@
-"""Helpers for lab 6's grader: what each function deploys, its aliases, and conditions resolved.
+"""Helpers for lab 6's grader: what each function deploys, its package, its aliases, and conditions resolved.
 
 A function is known by the file its handler runs (`<CodeUri>/<module>.py`), not by its logical id or
 its CodeUri text: lab 6's template points at the other labs' folders (`../lab01_api_gateway/items_api/`),
@@ -19,6 +19,9 @@ from workshop import paths, templates
 # excludes these): compiled bytecode is rebuilt on Lambda, so it never counts against the budget.
 BUILD_EXCLUDES = ("__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".aws-sam")
 EXCLUDED_SUFFIXES = (".pyc",)
+# Lab 6's budget for a function's package, zipped (lab 7's is held to it too): several times our largest
+# function, far below any library.
+PACKAGE_BUDGET = 20_000  # bytes
 
 
 @dataclass(frozen=True)

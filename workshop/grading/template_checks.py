@@ -61,13 +61,46 @@ PUBLIC_LAYER = "!Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaP
 
 
 def layer_arns(function: dict) -> list[str]:
-    return [layer.get("Fn::Sub") if isinstance(layer, dict) else layer for layer in function.get("Layers", [])]
+    """A function's layers as a learner wrote them: an ARN, or `!Ref <layer>` for a layer of the template."""
+    return [
+        (layer.get("Fn::Sub") or (f"!Ref {layer['Ref']}" if "Ref" in layer else str(layer))) if isinstance(layer, dict) else layer
+        for layer in function.get("Layers", [])
+    ]
 
 
 def bundled_packages(function_dir: Path) -> list[str]:
     """What a function's requirements.txt bundles that the runtime or the Powertools layer provides."""
     requirements = (function_dir / "requirements.txt").read_text(encoding="utf-8").lower()
     return [p for p in PROVIDED_BY_RUNTIME_OR_LAYER if re.search(rf"^\s*{p}\b", requirements, re.M)]
+
+
+def requirement_names(path: Path) -> list[str]:
+    """The distributions a requirements.txt installs, normalised (lower case, - for _); none when it is missing."""
+    if not path.is_file():
+        return []
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):  # options (-r, --index-url) install nothing by themselves
+            names.append(re.split(r"[\s<>=!~;\[@]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def make_recipe(makefile: Path, target: str) -> str | None:
+    """The commands of `target` in a Makefile (what `sam build` runs for BuildMethod: makefile), or None."""
+    if not makefile.is_file():
+        return None
+    lines = makefile.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if re.match(rf"^{re.escape(target)}\s*:", line):
+            recipe = []
+            for following in lines[number + 1 :]:
+                if following.startswith("\t"):
+                    recipe.append(following.strip())
+                elif following.strip() and not following.lstrip().startswith("#"):
+                    break
+            return "\n".join(recipe)
+    return None
 
 
 def assert_keeps_lab_1_settings(name: str, function: dict, function_dir: Path) -> None:

@@ -118,12 +118,14 @@ def placeholder_code() -> bytes:
 
 
 def upload_artifacts(s3, lab_templates: dict[str, dict[str, Any]]) -> None:
-    """What `sam package` uploads: each function's code (a placeholder) and each lab's template."""
+    """What `sam package` uploads: each function's and layer's code (a placeholder) and each lab's template."""
     s3.create_bucket(Bucket=templates.ARTIFACT_BUCKET)
     code = placeholder_code()
     for name, template in lab_templates.items():
         for _, function in templates.resources_of_type(template, "AWS::Lambda::Function"):
             s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=function["Code"]["S3Key"], Body=code)
+        for _, layer in templates.resources_of_type(template, "AWS::Lambda::LayerVersion"):
+            s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=layer["Content"]["S3Key"], Body=code)
         s3.put_object(Bucket=templates.ARTIFACT_BUCKET, Key=f"{name}.template", Body=json.dumps(for_moto(template)))
 
 
