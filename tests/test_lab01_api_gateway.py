@@ -41,11 +41,11 @@ import re
 import uuid
 from decimal import Decimal
 
-import boto3
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from workshop import runtimes, templates
+from workshop.grading.aws import resource
 from workshop.grading.feedback import call_api
 from workshop.grading.logs import json_lines
 from workshop.grading.spies import CreationSpy
@@ -71,7 +71,7 @@ APP = f"{FUNCTION}/app.py"
 def create_table(*items: dict) -> str:
     """A fresh table with a random name (so no hard-coded name can match), holding `items`."""
     name = f"items-{uuid.uuid4().hex[:8]}"
-    table = boto3.resource("dynamodb").create_table(
+    table = resource("dynamodb").create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -83,7 +83,7 @@ def create_table(*items: dict) -> str:
 
 
 def stored_items(table_name: str) -> list[dict]:
-    return boto3.resource("dynamodb").Table(table_name).scan()["Items"]
+    return resource("dynamodb").Table(table_name).scan()["Items"]
 
 
 def ids(items: object) -> list[str]:

@@ -44,7 +44,6 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
-import boto3
 import botocore.client
 import pytest
 from aws_lambda_powertools import Tracer
@@ -53,6 +52,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BaseBatchProcessing
 
 from workshop import templates
 from workshop.grading import sqs_delivery
+from workshop.grading.aws import client, resource
 from workshop.grading.feedback import LearnerCodeError, learner_code
 from workshop.grading.logs import json_lines
 from workshop.grading.template_checks import (
@@ -82,7 +82,7 @@ SAM_MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecuti
 def create_table() -> str:
     """A fresh orders table with a random name (so no hard-coded name can match)."""
     name = f"orders-{uuid.uuid4().hex[:8]}"
-    boto3.resource("dynamodb").create_table(
+    resource("dynamodb").create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
@@ -92,7 +92,7 @@ def create_table() -> str:
 
 
 def stored_orders(table_name: str) -> dict[str, dict]:
-    items = boto3.resource("dynamodb").Table(table_name).scan()["Items"]
+    items = resource("dynamodb").Table(table_name).scan()["Items"]
     return {str(item.get("order_id")): item for item in items}
 
 
@@ -892,7 +892,7 @@ def test_task6_every_message_ends_in_the_table_or_the_dead_letter_queue(
     name, _, _ = function_by_code_uri(sam, cfn, lab_dir, FUNCTION)
     settings = queue_settings(cfn, name)
     handler, table_name = order_worker()
-    sqs = boto3.client("sqs")
+    sqs = client("sqs")
     queues = sqs_delivery.create_queues(sqs, settings, f"orders-{uuid.uuid4().hex[:8]}")
     bodies = [r["body"] for event in ("sqs_orders_mixed", "sqs_orders_duplicate") for r in load_event(event)["Records"]]
     sent = {sqs.send_message(QueueUrl=queues.url, MessageBody=body)["MessageId"]: body for body in bodies}

@@ -53,14 +53,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 
 from workshop import paths, templates
+from workshop.grading.aws import client, resource
 from workshop.grading.feedback import LearnerCodeError, learner_code, learner_frames
 from workshop.grading.logs import json_lines
-from workshop.grading.s3_events import client, new_bucket, objects_in
+from workshop.grading.s3_events import new_bucket, objects_in
 from workshop.grading.scheduled_jobs import (
     DynamoDBReads,
     frozen_clock,
@@ -245,7 +245,7 @@ def create_orders_table(index: str) -> str:
 
 
 def put_orders(table: str, orders: list[dict]) -> None:
-    with boto3.resource("dynamodb").Table(table).batch_writer() as batch:
+    with resource("dynamodb").Table(table).batch_writer() as batch:
         for order in orders:
             batch.put_item(Item=order)
 

@@ -41,7 +41,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
 
 import boto3
 import botocore.client
@@ -49,6 +48,7 @@ import pytest
 
 from workshop import templates
 from workshop.grading import sns_delivery
+from workshop.grading.aws import client, resource
 from workshop.grading.feedback import learner_code
 from workshop.grading.logs import json_lines
 from workshop.grading.template_checks import (
@@ -131,18 +131,6 @@ class Resources:
         return [m["Body"] for m in sns_delivery.receive_all(client("sqs"), self.notifications_url, limit=100)]
 
 
-@cache
-def client(service: str):
-    """One client per service for the grader's own calls: a new client costs ~10 ms. moto
-    intercepts it in every test, and each test's mock starts empty."""
-    return boto3.client(service)
-
-
-@cache
-def dynamodb():
-    return boto3.resource("dynamodb")
-
-
 def create_table(label: str, key: str) -> str:
     name = f"{label}-{uuid.uuid4().hex[:8]}"
     client("dynamodb").create_table(
@@ -155,7 +143,7 @@ def create_table(label: str, key: str) -> str:
 
 
 def scan(table: str) -> list[dict]:
-    return dynamodb().Table(table).scan()["Items"]
+    return resource("dynamodb").Table(table).scan()["Items"]
 
 
 @pytest.fixture

@@ -41,12 +41,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import boto3
 import botocore.client
 import pytest
 
 from workshop import templates
 from workshop.grading import durable
+from workshop.grading.aws import client, resource
 from workshop.grading.feedback import learner_code
 from workshop.grading.logs import json_lines
 from workshop.grading.performance import PACKAGE_BUDGET, package
@@ -100,7 +100,7 @@ class World:
     payment_attempts: int = 0
 
     def table(self, variable: str):
-        return boto3.resource("dynamodb").Table(self.names[variable])
+        return resource("dynamodb").Table(self.names[variable])
 
     def stock(self) -> dict[str, int]:
         return {i["sku"]: int(i["available"]) for i in self.table("STOCK_TABLE").scan()["Items"]}
@@ -112,7 +112,7 @@ class World:
         return self.table("ORDERS_TABLE").get_item(Key={"order_id": order_id}).get("Item")
 
     def shipment_requests(self) -> list[dict]:
-        sqs = boto3.client("sqs")
+        sqs = client("sqs")
         messages = sqs.receive_message(QueueUrl=self.names["WAREHOUSE_QUEUE_URL"], MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
 
@@ -167,7 +167,7 @@ def workflow(load_handler, load_event, monkeypatch):
     """make(): fresh tables (random names) with the lab's stock, a warehouse queue, and the learner's handler."""
 
     def make(stock: dict[str, int] | None = None):
-        dynamodb = boto3.resource("dynamodb")
+        dynamodb = resource("dynamodb")
         names = {}
         for variable, key in TABLES.items():
             name = f"{variable.split('_')[0].lower()}-{uuid.uuid4().hex[:8]}"
@@ -178,7 +178,7 @@ def workflow(load_handler, load_event, monkeypatch):
                 BillingMode="PAY_PER_REQUEST",
             )
             names[variable] = name
-        names["WAREHOUSE_QUEUE_URL"] = boto3.client("sqs").create_queue(QueueName=f"warehouse-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        names["WAREHOUSE_QUEUE_URL"] = client("sqs").create_queue(QueueName=f"warehouse-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         stock = stock or {"KEYBOARD-01": 5, "CABLE-USB-C": 20, "MONITOR-27": 1}
         for sku, available in stock.items():
             dynamodb.Table(names["STOCK_TABLE"]).put_item(Item={"sku": sku, "available": available})

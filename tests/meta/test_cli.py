@@ -187,6 +187,21 @@ def test_a_syntax_error_fails_its_own_lab_only(labs):
     assert results["lab02_s3_events"]["status"] == "pass", "another lab still grades"
 
 
+def test_a_library_copied_into_a_function_folder_fails_the_package_budget(labs):
+    # A learner who "vendors" lab 7's SDK (pip install -t order_workflow/) instead of using its layer
+    lab = manifest.find("lab07")
+    solve(labs, lab)
+    import aws_durable_execution_sdk_python as sdk
+
+    shutil.copytree(Path(sdk.__file__).parent, labs / lab.id / "order_workflow" / "aws_durable_execution_sdk_python",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    graded_lab = graded(labs, "7")[lab.id]
+    assert graded_lab["status"] != "pass"
+    failed = [test for task in graded_lab["tasks"] for test in task["tests"] if test["status"] != "pass"]
+    assert [test["name"] for test in failed] == ["test_task5_ships_the_sdk_in_a_layer_without_what_the_runtime_has"]
+    assert "order_workflow/ zips to" in failed[0]["message"] and "lab 6's budget" in failed[0]["message"]
+
+
 def test_a_missing_handler_fails_only_the_tasks_that_need_it(labs):
     app = labs / APP1
     app.write_text(app.read_text().replace("def lambda_handler(", "def handler("))

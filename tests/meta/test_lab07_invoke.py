@@ -55,3 +55,17 @@ def test_the_starter_shows_its_one_day_wait_and_the_reservation_its_replay_repea
 def test_an_unknown_warehouse_answer_is_refused_with_exit_code_2():
     run = workshop(LABS, "invoke", "7", "order_workflow", "--warehouse", "maybe")
     assert run.returncode == 2 and "confirm" in run.stderr, run.stderr
+
+
+def test_the_local_runner_still_reads_the_setting_that_stops_its_checkpoint_thread_at_once():
+    # workshop/grading/durable.py sets a private setting of the SDK: without it, each invocation of a local
+    # workflow waits up to 0.1 s for the checkpoint thread to stop (most of lab 7's grading time).
+    import inspect
+
+    from aws_durable_execution_sdk_python import state
+
+    from workshop.grading import durable
+
+    source = inspect.getsource(state)
+    assert source.count(durable.STOP_POLL_SETTING) >= 2, "the SDK no longer has it: find what stops its thread now"
+    assert getattr(state, durable.STOP_POLL_SETTING) == durable.POLL_SECONDS

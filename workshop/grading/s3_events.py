@@ -9,26 +9,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import boto3
 import botocore.client
 import pytest
 from botocore.response import StreamingBody
 
 from workshop import templates
+from workshop.grading.aws import client
 from workshop.grading.spies import innermost_learner_line
-
-# --- moto -------------------------------------------------------------------------------------
-
-
-@cache
-def client(service: str):
-    """One client per service for the grader's own calls: a new client costs ~10 ms. moto
-    intercepts it in every test, and each test's mock starts empty."""
-    return boto3.client(service)
-
 
 # --- buckets, objects and events -------------------------------------------------------------
 
