@@ -33,7 +33,7 @@ RUN_SECONDS = 20  # real seconds: a workflow that has not finished by then retri
 
 # The SDK's checkpoint thread sees that an invocation has ended only at its next look at an empty queue,
 # every 0.1 s: about 100 ms of nothing per invocation, most of a local workflow's time (a one-step
-# workflow took 112 ms, 13 ms with this). Locally it looks as often as the runner polls. Only how soon
+# workflow took 112 ms, 16 ms with this). Locally it looks as often as the runner polls. Only how soon
 # it stops, and how long it lets a batch of checkpoints gather, change: every operation is still
 # checkpointed. (A private setting: tests/meta/test_lab07_invoke.py fails if a new SDK drops it.)
 STOP_POLL_SETTING = "_STOP_SIGNAL_POLL_SECONDS"
