@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -204,6 +205,38 @@ def test_screenshots_of_the_home_page_and_a_lab_page_are_saved(reports, site):
         assert shot.is_file() and shot.stat().st_size > 10_000, f"{paths.relative(shot)} is missing or blank"
 
 
+# Material's search worker on a query lunr cannot parse: a warning naming it, then the error it meets.
+INVALID_QUERY = re.compile(r"^Invalid query: (?P<query>.*) – see ")
+FAILED_SEARCH = "Cannot read properties of undefined (reading '_index')"
+
+
+def without_half_typed_queries(failures: list[str], title: str) -> list[str]:
+    """The failures, less those of a query the reader had not finished typing.
+
+    Typed key by key, a title passes through prefixes such as "Order fan-", which lunr refuses (a trailing
+    "-" excludes a term not typed yet): the worker warns, fails that search, and answers the next key. A
+    busy machine makes that happen, or not. The title itself must search cleanly."""
+    left, forgiven = [], 0
+    for failure in failures:
+        match = INVALID_QUERY.match(failure)
+        if match and title.startswith(match["query"]) and match["query"] != title:
+            forgiven += 1
+        elif forgiven and FAILED_SEARCH in failure:
+            forgiven -= 1
+        else:
+            left.append(failure)
+    return left
+
+
+def test_a_half_typed_query_is_forgiven_but_not_the_title_itself():
+    error = f"TypeError: {FAILED_SEARCH}\n    at t.Index.query"
+    half = "Invalid query: Order fan- – see https://bit.ly/2s3ChXG"
+    assert without_half_typed_queries([half, error], "Order fan-out") == []
+    whole = "Invalid query: Order fan-out – see https://bit.ly/2s3ChXG"
+    assert without_half_typed_queries([whole, error], "Order fan-out") == [whole, error]
+    assert without_half_typed_queries([error], "Order fan-out") == [error]
+
+
 @pytest.mark.parametrize("lab", manifest.labs(), ids=lambda lab: lab.id)
 def test_search_finds_each_lab_offline(browser, origin, lab):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -229,7 +262,7 @@ def test_search_finds_each_lab_offline(browser, origin, lab):
     results = page.evaluate("() => [...document.querySelectorAll('.md-search-result__item > a')].map(a => a.href)")
     page.close()
     top = [url.split("?")[0] for url in results[:3]]
-    assert not failures, f"searching {lab.title!r} failed in the browser: {failures[:2]}"
+    assert not without_half_typed_queries(failures, lab.title), f"searching {lab.title!r} failed in the browser: {failures[:2]}"
     assert wanted in top, f"searching {lab.title!r} did not list {lab.page} among the first results: {top}"
 
 
