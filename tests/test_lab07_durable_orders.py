@@ -52,6 +52,7 @@ from workshop.grading.logs import json_lines
 from workshop.grading.performance import PACKAGE_BUDGET, package
 from workshop.grading.template_checks import (
     POWERTOOLS_LAYER,
+    RUNTIME_PACKAGES,
     actions_on,
     beyond,
     function_by_code_uri,
@@ -71,7 +72,6 @@ DURABLE_RUNTIMES = ("python3.13", "python3.14")
 DURABLE_ACTIONS = ("lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState")
 DURABLE_MANAGED_POLICY = "AWSLambdaBasicDurableExecutionRolePolicy"
 SDK = "aws-durable-execution-sdk-python"
-PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 NO_DEPENDENCIES = re.compile(r"--no-deps\b|--no-dependencies\b")
 
 
@@ -787,7 +787,7 @@ def test_task5_ships_the_sdk_in_a_layer_without_what_the_runtime_has(lab_dir):
         f"{where}requirements.txt does not pin {SDK} (==): the layer would get whatever version is newest on the day "
         "of the build, and a replay could meet other code than its first run."
     )
-    provided = [p for p in requirement_names(folder / "requirements.txt") if p in PROVIDED_BY_THE_RUNTIME]
+    provided = [p for p in requirement_names(folder / "requirements.txt") if p in RUNTIME_PACKAGES]
     assert not provided, f"{where}requirements.txt lists {', '.join(provided)}, which the runtime already has: remove them."
     build = (sam["Resources"][layer].get("Metadata") or {}).get("BuildMethod")
     assert build == "makefile", (

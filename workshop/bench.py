@@ -759,9 +759,7 @@ def function_rows(number: int, scenario: Scenario, runs: int) -> list[tuple[str,
     return rows
 
 
-# What pip installs with lab 7's SDK when it may (boto3's whole tree), all of which the runtime already has.
 SDK_DISTRIBUTION = "aws-durable-execution-sdk-python"
-SDK_DEPENDENCIES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 
 
 def zipped_distributions(names: tuple[str, ...]) -> tuple[int, int]:
@@ -787,12 +785,15 @@ def zipped_distributions(names: tuple[str, ...]) -> tuple[int, int]:
 def layer_rows() -> list[tuple[str, str, str]]:
     """Lab 7's SDK layer as its Makefile builds it (--no-deps), and as it would be with its dependencies."""
     sdk, sdk_unzipped = zipped_distributions((SDK_DISTRIBUTION,))
-    whole, whole_unzipped = zipped_distributions((SDK_DISTRIBUTION, *SDK_DEPENDENCIES))
+    # What pip installs with the SDK when it may: boto3's whole tree, all of which the runtime already has.
+    from workshop.grading.template_checks import RUNTIME_PACKAGES
+
+    whole, whole_unzipped = zipped_distributions((SDK_DISTRIBUTION, *RUNTIME_PACKAGES))
     return [
         (f"Lab 7 SDK layer, zipped ({SDK_DISTRIBUTION} --no-deps)", f"{sdk / 1e6:.2f} MB",
          f"{sdk_unzipped / 1e6:.2f} MB unzipped; the installed distribution, without bytecode"),
         ("Lab 7 SDK layer with its dependencies, zipped", f"{whole / 1e6:.1f} MB",
-         f"{whole_unzipped / 1e6:.1f} MB unzipped; with {', '.join(SDK_DEPENDENCIES)}: what a requirements.txt "
+         f"{whole_unzipped / 1e6:.1f} MB unzipped; with {', '.join(RUNTIME_PACKAGES)}: what a requirements.txt "
          f"listing the SDK adds to a package ({whole / sdk:.0f}x)"),
     ]
 

@@ -56,6 +56,8 @@ POWERTOOLS_LAYER = re.compile(
     r"^arn:aws:lambda:\$\{AWS::Region\}:017000801446:layer:"
     r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>arm64|x86_64):\d+$"
 )
+# What the Lambda Python runtime has: boto3 and what installing it installs (the durable SDK requires it).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 PROVIDED_BY_RUNTIME_OR_LAYER = ("boto3", "botocore", "aws-lambda-powertools", "pydantic")
 PUBLIC_LAYER = "!Sub arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
 
@@ -70,8 +72,8 @@ def layer_arns(function: dict) -> list[str]:
 
 def bundled_packages(function_dir: Path) -> list[str]:
     """What a function's requirements.txt bundles that the runtime or the Powertools layer provides."""
-    requirements = (function_dir / "requirements.txt").read_text(encoding="utf-8").lower()
-    return [p for p in PROVIDED_BY_RUNTIME_OR_LAYER if re.search(rf"^\s*{p}\b", requirements, re.M)]
+    installs = requirement_names(function_dir / "requirements.txt")
+    return [p for p in PROVIDED_BY_RUNTIME_OR_LAYER if p in installs]
 
 
 def requirement_names(path: Path) -> list[str]:
