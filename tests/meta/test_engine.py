@@ -190,7 +190,11 @@ def test_a_loop_that_catches_the_timeout_is_still_stopped(solved):
     # Plain pytest, to pick one check that loops and one that follows it.
     run = pytest_run(solved, "-k", "task1_lists_the_items or task2_returns", WORKSHOP_CHECK_CPU_SECONDS="1", WORKSHOP_CHECK_WALL_SECONDS="1")
     assert "1 failed, 1 passed" in run.stdout, run.stdout[-1000:]
-    assert "Your code did not let the check end" in run.stdout and "except BaseException:" in run.stdout
+    # The budget's timers fire again every 0.25 s: mostly the loop catches each one and the engine stops
+    # the worker, but one may land on the outer `while True:`, outside the try, and end the check itself.
+    killed = "Your code did not let the check end" in run.stdout and "except BaseException:" in run.stdout
+    escaped = "stopped: your code used" in run.stdout and "a loop that never ends" in run.stdout
+    assert killed or escaped, run.stdout[-1500:]
 
 
 def test_code_that_waits_is_told_apart_from_a_loop(solved):
