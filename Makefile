@@ -45,7 +45,10 @@ clean: ## Remove the virtual environments and build output
 	rm -rf $(VENV) $(SAM_VENV) site
 
 # Installs into .venv with uv, pinned to the lock: the learner gets the versions the suite passed with.
-INSTALL = $(UV) pip install --python $(BIN)/python $(if $(LOCK),--constraint $(LOCK))
+# --compile-bytecode, as pip does by default: without it every fresh process compiles boto3, moto and
+# pytest from source wherever Python may not write bytecode itself (PYTHONDONTWRITEBYTECODE, a read-only
+# venv), and the import floor of every `workshop` command triples (measured 1.2-1.5 s against 0.37 s).
+INSTALL = $(UV) pip install --compile-bytecode --python $(BIN)/python $(if $(LOCK),--constraint $(LOCK))
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed; found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'

@@ -368,7 +368,7 @@ def start_api_process(lab: str, target: str = "solutions", env: dict[str, str] |
     import threading
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "workshop", "start-api", lab, "--port", "0", "--target", target],
+        [*paths.workshop_command(), "start-api", lab, "--port", "0", "--target", target],
         cwd=paths.ROOT,
         env={**(env or os.environ), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -580,6 +580,11 @@ def load_rows(runs: int) -> list[tuple[str, str, str]]:
     ]
 
 
+# Between two saves in the watch probe: no learner saves twice in less, and watch's workers for the next
+# save are forked ahead in it (as they are while a learner reads the last grading and types).
+SAVE_PAUSE_SECONDS = 0.5
+
+
 def watch_probe(lab_id: str, saves: int) -> dict:
     """`workshop watch LAB` in this process, on the tree WORKSHOP_LABS names (a copy of the reference
     solutions): the first grading (the engine warms up), then `saves` saves, each timed from the change
@@ -610,6 +615,8 @@ def watch_probe(lab_id: str, saves: int) -> dict:
     first = graded()
     times = []
     for _ in range(saves):
+        watch.ready_next(lab)  # as watch does after showing a grading
+        time.sleep(SAVE_PAUSE_SECONDS)  # the learner reads, and types, before the next save
         saved.write_bytes(saved.read_bytes())  # a save: same code, a new modification time
         times.append(graded())
     return {"first_s": first, "saves_s": times, "saved": saved.relative_to(folder).as_posix()}
@@ -671,7 +678,7 @@ def check_times(arguments: list[str], target: str, runs: int) -> list[float]:
     """Wall times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
     run (it fills the template cache, as a learner's first run does) that must have graded: the
     reference solutions all pass, the starters grade without an error. Timed runs must exit as it did."""
-    command = [sys.executable, "-m", "workshop", "check", *arguments, "--target", target]
+    command = [*paths.workshop_command(), "check", *arguments, "--target", target]
     name = f"`workshop check {' '.join(arguments)} --target {target}`"
     warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
     try:
@@ -854,7 +861,7 @@ def local_rows(runs: int) -> list[tuple[str, str, str]]:
         if scenario.lab == "lab02_s3_events":
             continue  # its events name objects a fresh stack does not hold: `workshop upload` below
         event = LOCAL_EVENTS.get(function, scenario.event)
-        command = [sys.executable, "-m", "workshop", "invoke", scenario.lab, function, "--event", event, "--target", "solutions"]
+        command = [*paths.workshop_command(), "invoke", scenario.lab, function, "--event", event, "--target", "solutions"]
         times = [_wall_time(command) for _ in range(runs)]
         rows.append((f"`workshop invoke` {function}, cold path", f"{summary(times)} s", f"process start to exit, {runs} runs"))
         if scenario.durable:
@@ -868,7 +875,7 @@ def local_rows(runs: int) -> list[tuple[str, str, str]]:
     csv = paths.WORKSHOP_STATE / "bench-orders.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     csv.write_text("sku,quantity,unit_price\nMUG,2,19.99\nTEA,1,4.50\n", encoding="utf-8")
-    command = [sys.executable, "-m", "workshop", "upload", "2", str(csv), "--target", "solutions"]
+    command = [*paths.workshop_command(), "upload", "2", str(csv), "--target", "solutions"]
     rows.append((
         "`workshop upload` to lab 2, cold path", f"{summary([_wall_time(command) for _ in range(runs)])} s",
         f"process start to exit, {runs} runs",

@@ -14,7 +14,6 @@ import ast
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +26,7 @@ HINT_TIERS = 3
 def graded(target: str, labs_folder: Path | None = None) -> dict:
     environment = {**os.environ, **({"WORKSHOP_LABS": str(labs_folder)} if labs_folder else {})}
     run = subprocess.run(
-        [sys.executable, "-m", "workshop", "check", "--all", "--json", "--target", target],
+        [*paths.workshop_command(), "check", "--all", "--json", "--target", target],
         cwd=paths.ROOT,
         env=environment,
         capture_output=True,

@@ -2,7 +2,8 @@
 
 It polls modification times rather than relying on file-system events, which do not reach some WSL,
 network and container set-ups. The grading engine stays warm in this process between saves (its
-imports and the lab's template transform are done once), and each save is graded in a fresh worker.
+imports and the lab's template transform are done once), and each save is graded in fresh workers,
+forked ahead while the learner types: they wait with the grader loaded, and a save only says go.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def watch(lab: Lab, max_rounds: int | None = None) -> int:
             rounds += 1
             results.update(grade([lab]))
             show(lab, results, folder)
+            ready_next(lab)
         elif len(results) < len(manifest.labs()):
             results.update(grade([other for other in manifest.labs() if other.id not in results]))
             show(lab, results, folder)
@@ -53,6 +55,13 @@ def grade(labs: list[Lab]) -> dict[str, object]:
     from workshop.grading import runner
 
     return {result.lab.id: result for result in runner.grade(labs, "labs", long_lived=True)}
+
+
+def ready_next(lab: Lab) -> None:
+    """Fork the workers that will grade the next save, now, while the learner reads and types."""
+    from workshop.grading import runner
+
+    runner.ready_next(lab, "labs")
 
 
 def show(lab: Lab, results: dict[str, object], folder: Path) -> None:

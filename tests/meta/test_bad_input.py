@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -155,7 +154,7 @@ def test_invoke_with_another_bucket_points_at_upload(tmp_path):
 def test_a_closed_pipe_ends_the_command_quietly(arguments):
     """`workshop doctor | head -0`: the reader is gone before the first line; no traceback."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "workshop", *arguments], cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*paths.workshop_command(), *arguments], cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     process.stdout.close()
     errors = process.stderr.read().decode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +12,7 @@ from workshop import bench, manifest, paths
 @pytest.mark.timeout(660)
 def test_bench_measures_every_figure_in_one_quick_run():
     run = subprocess.run(
-        [sys.executable, "-m", "workshop", "bench", "--runs", "1", "--no-suite"],
+        [*paths.workshop_command(), "bench", "--runs", "1", "--no-suite"],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,

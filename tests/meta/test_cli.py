@@ -12,7 +12,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def labs(tmp_path: Path) -> Path:
 
 def workshop(labs: Path, *arguments: str, timeout: float = 300, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workshop", *arguments],
+        [*paths.workshop_command(), *arguments],
         cwd=paths.ROOT,
         env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1", **environment},
         capture_output=True,
@@ -138,7 +137,7 @@ def test_watch_grades_again_after_a_save_and_shows_finished_labs_as_done(labs):
     shutil.copytree(paths.SOLUTIONS / LAB1.id, labs / LAB1.id)
     app2 = labs / "lab02_s3_events/csv_summary/app.py"
     process = subprocess.Popen(
-        [sys.executable, "-m", "workshop", "watch", "2"],
+        [*paths.workshop_command(), "watch", "2"],
         cwd=paths.ROOT,
         env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
         stdout=subprocess.PIPE,

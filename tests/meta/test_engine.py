@@ -232,7 +232,7 @@ def test_a_starved_check_is_run_again_and_never_blamed_on_the_learner(solved):
     busy = hogs(5, cpu=0)
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "workshop", "check", "1", "--json"],
+            [*paths.workshop_command(), "check", "1", "--json"],
             cwd=paths.ROOT,
             env={**os.environ, "WORKSHOP_LABS": str(solved), "WORKSHOP_CHECK_WALL_SECONDS": "0.3"},
             capture_output=True,
@@ -324,3 +324,74 @@ def test_a_deleted_conftest_is_reported_on_every_lab_and_by_the_doctor(checkout)
     assert all(lab["status"] == "error" and "tests/conftest.py is missing" in lab["message"] for lab in labs), labs[0]["message"]
     doctor = run_in(checkout, "doctor")
     assert doctor.returncode == 1 and "tests/conftest.py" in doctor.stdout and "Ready" not in doctor.stdout
+
+
+# --- watch's workers forked ahead ------------------------------------------------------------------
+
+# Grades lab 1 with one long-lived engine as watch does: a grading, workers forked ahead, a save, the
+# next grading; then a save of the template, which the workers forked ahead had not loaded.
+WATCH_ROUNDS = r"""
+import json, sys
+from pathlib import Path
+from workshop import manifest
+from workshop.grading import engine as grading
+
+lab, app = manifest.find("lab01"), Path(sys.argv[1])
+engine = grading.Engine("labs", long_lived=True)
+forked = []
+start = engine._start
+def counted(run, nodeids, key=""):
+    worker = start(run, nodeids, key)
+    forked.append((worker.process.pid, bool(key)))
+    return worker
+engine._start = counted
+
+def failing(run):
+    return sorted(nodeid.rpartition("::")[2] for nodeid in run.expected if not run.outcome_of(nodeid).passed)
+
+def messages(run):
+    return [run.outcome_of(nodeid).message for nodeid in run.expected if not run.outcome_of(nodeid).passed]
+
+rounds = [{"failing": failing(engine.grade([lab])[0])}]  # a first whole run: its tests are known from now on
+for save in ("code", "template"):
+    engine.ready_next(lab)
+    ready = [worker.process for worker in engine._ready]
+    forked.clear()
+    if save == "code":
+        app.write_text(app.read_text().replace("def list_items():\n", "def list_items():\n    raise RuntimeError('saved after the fork')\n", 1))
+    else:
+        template = app.parent.parent / "template.yaml"
+        template.write_text(template.read_text() + "\n# a save\n")
+    run = engine.grade([lab])[0]
+    rounds.append({
+        "failing": failing(run), "messages": messages(run), "ready": len(ready),
+        "forked_during_grading": len(forked), "ready_alive_after": sum(process.is_alive() for process in ready),
+    })
+print(json.dumps(rounds))
+"""
+
+
+def test_watch_grades_a_save_with_workers_forked_before_it_and_never_with_stale_code(solved):
+    """The workers watch forks ahead wait with the grader loaded and none of the learner's code: the save
+    made after they were forked is what they grade. A save of the template, which they had not loaded,
+    gets workers forked afresh."""
+    run = subprocess.run(
+        [sys.executable, "-c", WATCH_ROUNDS, str(solved / APP1)],
+        cwd=paths.ROOT,
+        env={**os.environ, "WORKSHOP_LABS": str(solved)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, code, template = json.loads(run.stdout.strip().splitlines()[-1])
+    assert first["failing"] == [], "the reference solution passes"
+    assert code["ready"] >= 1 and code["forked_during_grading"] == 0, f"the save was graded by the workers forked ahead: {code}"
+    listing = [name for name in code["failing"] if "lists" in name]
+    assert listing, f"the save (GET /items raises) was not graded: failing {code['failing']}"
+    assert any("saved after the fork" in message for message in code["messages"]), code["messages"]
+    assert template["ready"] >= 1 and template["forked_during_grading"] == template["ready"], (
+        f"after a save of the template, the workers forked ahead are replaced by fresh ones: {template}"
+    )
+    assert template["ready_alive_after"] == 0, "the workers forked ahead that could not be used are stopped"
+    assert template["failing"] == code["failing"], "the same code grades the same after a save of the template"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -148,7 +147,7 @@ def test_the_doctor_fails_on_a_changed_grader_and_prints_the_fix(checkout, monke
 
 def test_the_doctor_reports_the_graders_as_shipped_on_this_checkout():
     run = subprocess.run(
-        [sys.executable, "-m", "workshop", "doctor"], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
+        [*paths.workshop_command(), "doctor"], cwd=paths.ROOT, capture_output=True, text=True, timeout=120
     )
     count = len(integrity.grader_files())
     assert f"✔ Graders: {count} grader files match the workshop as shipped" in run.stdout, (

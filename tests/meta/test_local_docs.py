@@ -196,7 +196,7 @@ def run_script(snippet: str) -> str:
 def run_session(port: int = 0) -> tuple[str, str]:
     """Start lab 1's API, run CURLS against it (on the port it took), stop it: (its console, the curl session)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "workshop", *SESSION_ARGS, *(["--port", str(port)] if port != 3000 else [])],
+        [*paths.workshop_command(), *SESSION_ARGS, *(["--port", str(port)] if port != 3000 else [])],
         cwd=paths.ROOT,
         env={**os.environ, "WORKSHOP_LABS": str(LABS), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

@@ -531,7 +531,7 @@ def test_the_real_command_answers_a_file_it_cannot_read(tmp_path):
     deep.write_text(nested(100_000), encoding="utf-8")
     for event in (str(deep), "e" * 300 + ".json"):
         result = subprocess.run(
-            [sys.executable, "-m", "workshop", "invoke", "1", "items_api", "--event", event, "--target", "solutions"],
+            [*paths.workshop_command(), "invoke", "1", "items_api", "--event", event, "--target", "solutions"],
             cwd=paths.ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
             env={**os.environ, "NO_COLOR": "1"},
         )

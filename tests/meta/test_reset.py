@@ -13,7 +13,6 @@ import pty
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def _without_root_privileges() -> None:
 def workshop(labs: Path, *arguments: str, obey_modes: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI with stdin not a terminal; `obey_modes`: unreadable files stay unreadable, even as root."""
     return subprocess.run(
-        [sys.executable, "-m", "workshop", *arguments],
+        [*paths.workshop_command(), *arguments],
         cwd=paths.ROOT,
         env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
         capture_output=True,
@@ -140,7 +139,7 @@ def answering(labs: Path, answer: str, *arguments: str) -> subprocess.CompletedP
     try:
         os.write(typist, (answer + "\n").encode() if answer else b"\x04")
         return subprocess.run(
-            [sys.executable, "-m", "workshop", *arguments],
+            [*paths.workshop_command(), *arguments],
             cwd=paths.ROOT,
             env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
             stdin=terminal,

@@ -17,7 +17,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -416,7 +415,7 @@ def test_lab_1_behaves_like_the_deployed_api():
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_the_command_serves_until_ctrl_c_then_exits_0(stop):
     process = subprocess.Popen(
-        [sys.executable, "-m", "workshop", "start-api", "1", "--port", "0", "--target", "solutions"],
+        [*paths.workshop_command(), "start-api", "1", "--port", "0", "--target", "solutions"],
         cwd=paths.ROOT,
         env={**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

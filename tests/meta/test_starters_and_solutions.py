@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -19,7 +18,7 @@ INTERNALS = ("Traceback (most recent call last)", "site-packages", "workshop/", 
 
 def graded(target: str) -> dict:
     run = subprocess.run(
-        [sys.executable, "-m", "workshop", "check", "--all", "--target", target, "--json"],
+        [*paths.workshop_command(), "check", "--all", "--target", target, "--json"],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,

@@ -6,6 +6,9 @@ forks a worker (worker.py) that runs the lab's grader and streams each test's st
 The learner's code only ever runs in a worker, so nothing it does to its process (a decimal context,
 a patched module, os._exit, a crash, a flood of output) reaches another lab or the verdicts.
 
+`watch` keeps the next grading's workers forked ahead (`ready_next`): each has loaded the grader and
+waits for a save, before any of the learner's code runs, so a save only has to say go.
+
 A worker that ends without saying "done" is a verdict: the test it was running fails with what
 happened, in the learner's words, and a fresh worker grades the tests it had not reached yet (so
 every test gets a verdict of its own, as when the learner's code raises).
@@ -134,6 +137,7 @@ class Engine:
         self.method = start_method()
         self.context = multiprocessing.get_context(self.method)
         self._warmed: set[str] = set()
+        self._ready: list[Worker] = []  # forked ahead for the next grading (watch)
 
     # --- the parent's preparation, before any timer starts ----------------------------------------
 
@@ -190,7 +194,7 @@ class Engine:
                 if not jobs:
                     jobs = self._jobs(waiting.pop(0), only)
                 run, nodeids = jobs.pop(0)
-                active.append(self._start(run, nodeids))
+                active.append(self._claim_ready(run, nodeids) or self._start(run, nodeids))
             ready = set(connection.wait([w.receiver for w in active], timeout=POLL_SECONDS))
             for current in list(active):
                 end = current.follow(current.receiver in ready)
@@ -220,6 +224,47 @@ class Engine:
         shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
         return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
 
+    def ready_next(self, lab: Lab) -> None:
+        """Fork the workers of the lab's next whole grading now, each waiting with the grader loaded
+        (watch, between saves): the next `grade([lab])` sends them go instead of forking and loading
+        then. Workers of an earlier round that were never used are stopped first."""
+        self._stop_ready(lambda ready: True)
+        run = LabRun(lab)
+        if self._cannot_grade(run):
+            return
+        key = self._ready_key(lab)
+        for _, nodeids in self._jobs(run, {}):
+            if nodeids:  # a first run shares nothing out: there is no list of its tests yet
+                self._ready.append(self._start(run, nodeids, key=key))
+
+    def _claim_ready(self, run: LabRun, nodeids: tuple[str, ...]) -> Worker | None:
+        """A worker forked ahead for exactly these tests of this lab, told to go; None if there is none.
+
+        One that loaded another grader or template than the lab has now, or that has ended, is stopped."""
+        key = self._ready_key(run.lab)
+        self._stop_ready(lambda ready: ready.run.lab.id == run.lab.id and (ready.ready_key != key or not ready.process.is_alive()))
+        for ready in self._ready:
+            if ready.run.lab.id == run.lab.id and ready.nodeids == nodeids:
+                self._ready.remove(ready)
+                try:
+                    ready.go.send(True)
+                except OSError:  # it ended since: fork another
+                    ready.close()
+                    return None
+                ready.run, ready.heard = run, time.monotonic()
+                return ready
+        return None
+
+    def _stop_ready(self, which) -> None:
+        for ready in [ready for ready in self._ready if which(ready)]:
+            self._ready.remove(ready)
+            ready.close()
+
+    def _ready_key(self, lab: Lab) -> str:
+        """What a worker forked ahead has loaded of the lab: its grader, conftest.py and template."""
+        template = lab.folder(self.target) / "template.yaml"
+        return _grader_digest(lab) + (integrity.digest(template) if template.is_file() else "")
+
     def known_tests(self, lab: Lab) -> list[str]:
         """The node ids of the lab's tests, as its grader's last whole run collected them ([] before any)."""
         return list(warmup.tests_of(lab.id, _grader_digest(lab)))
@@ -231,19 +276,24 @@ class Engine:
         run.error = problem or ""
         return bool(problem)
 
-    def _start(self, run: LabRun, nodeids: tuple[str, ...]) -> Worker:
+    def _start(self, run: LabRun, nodeids: tuple[str, ...], key: str = "") -> Worker:
+        """Fork a worker for these tests of the lab; with `key`, one that waits for go once it has
+        loaded the grader (ready_next), and the key of what it loaded."""
         handle, output = tempfile.mkstemp(prefix=f"workshop-{run.lab.id}-", suffix=".log")
         os.close(handle)
         receiver, sender = self.context.Pipe(duplex=False)
+        go_receiver, go = self.context.Pipe(duplex=False) if key else (None, None)
         job = worker.Job(run.lab.id, str(run.lab.grader), self.target, output, nodeids)
-        process = self.context.Process(target=worker.run, args=(job, sender), daemon=True)
+        process = self.context.Process(target=worker.run, args=(job, sender, go_receiver), daemon=True)
         if self.method == "fork":
             # What the parent holds now is never collected in a worker: its pages stay shared with the
             # parent instead of being copied when the worker's garbage collector walks them.
             gc.freeze()
         process.start()
         sender.close()
-        return Worker(process, receiver, run, output, nodeids)
+        if go_receiver is not None:
+            go_receiver.close()
+        return Worker(process, receiver, run, output, nodeids, go=go, ready_key=key)
 
     @staticmethod
     def _after(ended: Worker, end: WorkerEnd | None) -> tuple[str, ...]:
@@ -310,6 +360,8 @@ class Worker:
     run: LabRun
     output: str
     nodeids: tuple[str, ...]  # its share of the lab's tests (empty: all of them)
+    go: connection.Connection | None = None  # forked ahead: the pipe that tells it to start
+    ready_key: str = ""  # forked ahead: what it loaded (Engine._ready_key)
     current: str | None = None  # the test it is running
     timing: tuple[str, float] | None = None  # the test it is running, and since when
     heard: float = field(default_factory=time.monotonic)
@@ -376,6 +428,8 @@ class Worker:
             self.process.kill()
         self.process.join(5)
         self.receiver.close()
+        if self.go is not None:
+            self.go.close()
         Path(self.output).unlink(missing_ok=True)
 
 

@@ -81,6 +81,11 @@ def grade(labs: list[Lab], target: str, long_lived: bool = False) -> list[LabRes
     return [_lab_result(run) for run in engine(target, long_lived).grade(labs)]
 
 
+def ready_next(lab: Lab, target: str) -> None:
+    """Between saves (watch): fork the lab's next grading's workers ahead, waiting with its grader loaded."""
+    engine(target, long_lived=True).ready_next(lab)
+
+
 def grade_checks(lab: Lab, target: str, prefix: str, long_lived: bool = False) -> LabResult:
     """Grade only the lab's tests whose names start with `prefix` (every test, the first time a grader
     runs, before its tests are known): a quicker verdict on one check."""

@@ -41,10 +41,13 @@ class Job:
 class Reporter:
     """The pytest plugin object that streams the run to the engine."""
 
-    def __init__(self, channel: Connection) -> None:
+    def __init__(self, channel: Connection, go: Connection | None = None) -> None:
         self.channel = channel
+        self.go = go
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.go is not None:
+            wait_for_go(self.go)
         tests = [(item.nodeid, task_number(item.name)) for item in session.items if grader_lab(item.path)]
         self.channel.send(("collected", tests))
 
@@ -62,6 +65,20 @@ class Reporter:
         self.channel.send(("result", report.nodeid, report.location[2], report.outcome, message.strip()))
 
 
+def wait_for_go(go: Connection) -> None:
+    """A worker forked ahead (watch) waits here, its grader loaded and none of the learner's code run,
+    until the engine says go. It ends, unseen, when the engine stops it or is gone: a parent that died
+    leaves the pipe open in its other workers, so it also looks for being orphaned."""
+    parent = os.getppid()
+    while not go.poll(1.0):
+        if os.getppid() != parent:
+            os._exit(0)
+    try:
+        go.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+
+
 def _redirect_output(output: str) -> None:
     """Everything the worker prints, at any level (print, logging, C code), goes to `output`."""
     file = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -77,8 +94,9 @@ def _redirect_output(output: str) -> None:
         resource.setrlimit(limit, (OUTPUT_LIMIT_BYTES, hard))
 
 
-def run(job: Job, channel: Connection) -> None:
-    """The worker's whole life: grade, report, and end (never returns)."""
+def run(job: Job, channel: Connection, go: Connection | None = None) -> None:
+    """The worker's whole life: grade, report, and end (never returns). With `go`, it waits for go
+    once its tests are collected (a worker forked ahead)."""
     before = warmup.snapshot()
     try:
         _redirect_output(job.output)
@@ -91,7 +109,7 @@ def run(job: Job, channel: Connection) -> None:
         # costs 0.3 s a run, and one such as pytest-randomly would change how the graders run.
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         arguments += ["--assert=plain", "-p", "no:unraisableexception"]
-        pytest.main(arguments, plugins=[Reporter(channel)])
+        pytest.main(arguments, plugins=[Reporter(channel, go)])
         channel.send(("loaded", warmup.loaded_since(before)))
         channel.send(("done",))
     finally:
