@@ -286,3 +286,22 @@ def test_a_passing_lab_says_what_to_do_next():
     assert "compare your code with the reference: `workshop solution 2`" in after
     assert "upload a file with `workshop upload 2 FILE`" in after and "explore.ipynb in Jupyter" in after
     assert "Then lab 3, Order worker: `workshop check 3`." in after
+
+
+def test_check_grades_the_same_from_any_folder(labs):
+    """A learner's terminal is often in their lab's folder, or anywhere else: `workshop check` grades the
+    same from there as from the checkout (the graders' paths are the checkout's, never the current folder's)."""
+    solve(labs, LAB1)
+    from_root = graded(labs, "1")[LAB1.id]
+    for folder in (labs / LAB1.id, labs.parent):
+        run = subprocess.run(
+            [*paths.workshop_command(), "check", "--json", "1"],
+            cwd=folder,
+            env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lab = {lab["id"]: lab for lab in json.loads(run.stdout)["labs"]}[LAB1.id]
+        assert lab["status"] == from_root["status"] == "pass", f"from {folder}: {lab['status']} {messages(lab)[:2]}"
+        assert run.returncode == 0, run.stderr[-2000:]

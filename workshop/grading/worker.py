@@ -100,6 +100,9 @@ def run(job: Job, channel: Connection, go: Connection | None = None) -> None:
     before = warmup.snapshot()
     try:
         _redirect_output(job.output)
+        # The node ids and the grader's own paths are the checkout's: a learner may run `workshop check`
+        # from any folder (their lab's, most often), and it must grade the same as from the checkout.
+        os.chdir(paths.ROOT)
         faulthandler.enable()  # a crash leaves its Python traceback in the output, for the engine to read
         arguments = list(job.nodeids) or [job.grader]
         arguments += [f"--target={job.target}", "--rootdir", str(paths.ROOT), "-q", "-p", "no:cacheprovider", "--grading-worker"]
