@@ -241,6 +241,8 @@ class Engine:
         """A worker forked ahead for exactly these tests of this lab, told to go; None if there is none.
 
         One that loaded another grader or template than the lab has now, or that has ended, is stopped."""
+        if not self._ready:
+            return None  # every grading but watch's: nothing to hash
         key = self._ready_key(run.lab)
         self._stop_ready(lambda ready: ready.run.lab.id == run.lab.id and (ready.ready_key != key or not ready.process.is_alive()))
         for ready in self._ready:
