@@ -29,7 +29,7 @@ TARGETS = {"labs": LABS, "solutions": SOLUTIONS}
 def workshop_command() -> list[str]:
     """The `workshop` command as a learner runs it: the console script installed beside this Python
     (what `make check` runs), or `python -m workshop` where there is none. The benchmarks and the
-    tests run this one: `python -m workshop` from the checkout grades measurably slower (0.3-0.5 s a
+    tests run this one: `python -m workshop` from the checkout grades measurably slower (0.3-0.7 s a
     lab on this project's 2-core machine), which a learner never sees."""
     script = Path(sys.executable).with_name("workshop")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "workshop"]
