@@ -64,7 +64,8 @@ def boto3_session():
 def aws(boto3_session) -> Iterator[None]:
     """Every AWS call inside the test goes to moto's in-memory AWS, fresh for each test."""
     import boto3
-    from moto import mock_aws
+
+    from workshop.grading.aws import mock_aws
 
     with mock_aws():
         boto3.DEFAULT_SESSION = boto3_session  # moto resets it to None; it restores the old one on exit
