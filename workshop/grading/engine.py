@@ -138,16 +138,16 @@ class Engine:
         self.context = multiprocessing.get_context(self.method)
         self._warmed: set[str] = set()
         self._ready: list[Worker] = []  # forked ahead for the next grading (watch)
-        # A first call to each service, made here before forking, spares every worker that follows its
-        # own: it pays when many follow (watch; several labs: check --all's medians of 5 went from 5.31 s
-        # to 4.52 s, and from 5.68 s to 5.46 s on a busier machine), not for one lab's two (check 2: 1.44 s
-        # either way; check 7: 1.63 s without, 1.69 s with).
-        self._first_calls = long_lived
 
     # --- the parent's preparation, before any timer starts ----------------------------------------
 
-    def warm(self, labs: list[Lab]) -> None:
-        """Import what every grader imports, and transform the labs' templates, once, in this process."""
+    def warm(self, labs: list[Lab], first_calls: bool = False) -> None:
+        """Import what every grader imports, and transform the labs' templates, once, in this process.
+
+        `first_calls`: make a first call to each service too, which spares every worker forked after it
+        its own. It pays when many follow (watch; several labs: check --all's medians of 5 went from
+        5.31 s to 4.52 s, and from 5.68 s to 5.46 s on a busier machine), not for one lab's two (check 2:
+        1.44 s either way; check 7: 1.63 s without, 1.69 s with)."""
         from workshop import sandbox
 
         sandbox.enter()
@@ -160,7 +160,7 @@ class Engine:
                 pass
             if self.method == "fork" and lab.id not in self._warmed and lab.grader.is_file():
                 self._import_grader(lab.grader)
-                warmup.load_ahead(lab.id, first_calls=self._first_calls)
+                warmup.load_ahead(lab.id, first_calls=first_calls)
                 self._warmed.add(lab.id)
 
     @staticmethod
@@ -188,7 +188,7 @@ class Engine:
         `only` picks some tests of a lab by node id (plain pytest's selection); default: all of them.
         """
         only = only or {}
-        self._first_calls = self.long_lived or len(labs) > 1
+        first_calls = self.long_lived or len(labs) > 1
         runs = [LabRun(lab) for lab in labs]
         waiting = [run for run in runs if not self._cannot_grade(run)]
         jobs: list[tuple[LabRun, tuple[str, ...]]] = []
@@ -196,7 +196,7 @@ class Engine:
         while waiting or jobs or active:
             while (jobs or waiting) and len(active) < parallel():
                 if not jobs:
-                    jobs = self._jobs(waiting.pop(0), only)
+                    jobs = self._jobs(waiting.pop(0), only, first_calls)
                 run, nodeids = jobs.pop(0)
                 active.append(self._claim_ready(run, nodeids) or self._start(run, nodeids))
             ready = set(connection.wait([w.receiver for w in active], timeout=POLL_SECONDS))
@@ -214,11 +214,11 @@ class Engine:
                 warmup.remember_seconds(run.lab.id, run.grader_digest, run.seconds)
         return runs
 
-    def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]]) -> list[tuple[LabRun, tuple[str, ...]]]:
+    def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]], first_calls: bool) -> list[tuple[LabRun, tuple[str, ...]]]:
         """A lab's tests, dealt out to as many workers as it has tests for, by how long each took last
         time. The list is the one the grader's last whole run collected, kept for that grader's text
         only: without it (a first run, a changed grader) one worker runs the whole grader, and tells."""
-        self.warm([run.lab])
+        self.warm([run.lab], first_calls)
         run.grader_digest = _grader_digest(run.lab)
         tests = warmup.tests_of(run.lab.id, run.grader_digest)
         chosen = [nodeid for nodeid in only.get(run.lab.id, ()) if nodeid in tests] or list(tests)
@@ -237,7 +237,7 @@ class Engine:
         if self._cannot_grade(run):
             return
         key = self._ready_key(lab)
-        for _, nodeids in self._jobs(run, {}):
+        for _, nodeids in self._jobs(run, {}, first_calls=True):
             if nodeids:  # a first run shares nothing out: there is no list of its tests yet
                 self._ready.append(self._start(run, nodeids, key=key))
 
