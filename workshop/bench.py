@@ -18,6 +18,9 @@
   LocalLab (from the call to its REPORT line), and a request to `workshop start-api`'s server;
 - the whole `make test`, once, without installation.
 
+`workshop bench --quick` goes through every figure once on the least work (the test suite runs it); its
+figures are too rough to quote, so it never writes them.
+
 Figures are medians over several fresh processes, with their spread (min to max). Under moto there is no
 network, so the gap between the variants is the client set-up alone; in AWS each new client also opens
 a new TLS connection, which widens it.
@@ -44,15 +47,36 @@ from urllib.parse import unquote_plus
 
 from workshop import docs_snippets, manifest, paths
 
-WARM_CALLS = 100
-DURABLE_WARM_RUNS = 10
-BATCH_ORDERS = 200
 SNIPPET = paths.DOCS / "snippets" / "bench.md"
 # The libraries every grading imports: the least a fresh grading process can cost.
 FLOOR_IMPORTS = "import boto3, pytest, aws_lambda_powertools; from moto import mock_aws"
 FLOOR_ROW = "Import floor (boto3, moto, pytest, Powertools)"
 TARGET_NAMES = {"solutions": "the reference solution", "labs": "the untouched starter"}
 ALL_TARGET_NAMES = {"solutions": "reference solutions", "labs": "untouched starters"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How much work each figure measures. FULL is `make bench`'s. QUICK (`workshop bench --quick`) runs
+    every benchmark once, on the least work that still goes through all of its code: it tells that the
+    bench works (the test suite runs it), in a third of the time, and its figures are not for quoting."""
+
+    warm_calls: int = 100  # warm invocations per function probe
+    durable_warm_runs: int = 10  # whole workflows (lab 7) per probe: each takes a few hundred ms
+    batch_orders: int = 200  # lab 3's write ratio
+    local_warm_calls: int = 20  # warm invocations in a LocalLab
+    api_requests: int = 50  # start-api GET /items, after the cold one
+    load_requests: int = 2000  # start-api under load
+    watch_saves: int = 0  # saves timed per `workshop watch` process; 0: two per run, plus one
+    checks_warmed_up: bool = True  # an unmeasured `workshop check` before the timed ones (the template cache)
+
+    def saves(self, runs: int) -> int:
+        return self.watch_saves or 2 * runs + 1
+
+
+FULL = Workload()
+QUICK = Workload(warm_calls=2, durable_warm_runs=1, batch_orders=25, local_warm_calls=2, api_requests=2,
+                 load_requests=60, watch_saves=1, checks_warmed_up=False)
 
 
 class BenchError(RuntimeError):
@@ -246,7 +270,6 @@ SCENARIOS = {
 
 # Events a function can serve in a fresh local stack (the graders' events may name things it does not hold).
 LOCAL_EVENTS = {"items_api": "api_list_items"}
-LOCAL_WARM_CALLS = 20
 
 
 # --- the probe: runs in a fresh process and prints its timings as JSON ------------------------------
@@ -344,7 +367,6 @@ def api_probe(requests: int) -> dict:
 
 # --- start-api under load: a real `workshop start-api` process, many clients at once ------------------
 
-LOAD_REQUESTS = 2000
 LOAD_CONNECTIONS = 20
 LOAD_KINDS = ("create", "bad_json", "invalid_body", "unknown_route", "get_missing", "get_seeded")
 INVALID_BODIES = ({"name": "", "price": -1}, {"name": "Cup", "price": "free"}, {"name": "Cup", "price": 1, "colour": "red"}, [1, 2])
@@ -560,10 +582,10 @@ def load_probe(requests: int, connections: int) -> dict:
         return api_load(server, requests, connections)
 
 
-def load_rows(runs: int) -> list[tuple[str, str, str]]:
+def load_rows(runs: int, requests: int) -> list[tuple[str, str, str]]:
     """start-api under load: latency, throughput, errors and the server's memory, over `runs` fresh servers."""
-    loads = [load_probe(LOAD_REQUESTS, LOAD_CONNECTIONS) for _ in range(runs)]
-    how = f"{LOAD_REQUESTS:,} requests, {LOAD_CONNECTIONS} at once, each on a new connection, valid and invalid mixed; {runs} fresh server{'s' if runs > 1 else ''}"
+    loads = [load_probe(requests, LOAD_CONNECTIONS) for _ in range(runs)]
+    how = f"{requests:,} requests, {LOAD_CONNECTIONS} at once, each on a new connection, valid and invalid mixed; {runs} fresh server{'s' if runs > 1 else ''}"
     growth = [(load["rss_after_kib"] - load["rss_before_kib"]) / 1024 for load in loads]
     errors = [load["connection_errors"] + load["wrong_answers"] + (not load["table_ok"]) for load in loads]
     return [
@@ -681,13 +703,16 @@ def floor_times(runs: int) -> list[float]:
     return [_wall_time(command) for _ in range(runs)]
 
 
-def check_times(arguments: list[str], target: str, runs: int) -> list[float]:
+def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = True) -> list[float]:
     """Wall times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
     run (it fills the template cache, as a learner's first run does) that must have graded: the
-    reference solutions all pass, the starters grade without an error. Timed runs must exit as it did."""
+    reference solutions all pass, the starters grade without an error. Timed runs must exit as it did.
+    Not `warmed_up` (a quick run): that first run is timed too, and one run fewer follows it."""
     command = [*paths.workshop_command(), "check", *arguments, "--target", target]
     name = f"`workshop check {' '.join(arguments)} --target {target}`"
+    started = time.perf_counter()
     warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    first_s = time.perf_counter() - started
     try:
         graded = json.loads(warm_up.stdout)["labs"]
     except (ValueError, KeyError):
@@ -696,8 +721,8 @@ def check_times(arguments: list[str], target: str, runs: int) -> list[float]:
     if wrong:
         problems = "\n".join(f"  lab {lab['number']}: {lab['status']}: {lab['message'] or 'some tests fail'}" for lab in wrong)
         raise BenchError(f"{name} did not grade as it should, so its time would not be grading's:\n{problems}")
-    times = []
-    for _ in range(runs):
+    times = [] if warmed_up else [first_s]
+    for _ in range(runs - len(times)):
         started = time.perf_counter()
         run = subprocess.run(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - started)
@@ -706,10 +731,9 @@ def check_times(arguments: list[str], target: str, runs: int) -> list[float]:
     return times
 
 
-def watch_rows(labs: list[manifest.Lab], runs: int) -> dict[str, tuple[str, str, str]]:
+def watch_rows(labs: list[manifest.Lab], saves: int) -> dict[str, tuple[str, str, str]]:
     """Per lab, the row of a save graded by `workshop watch` with its engine warm (a process per lab, as
     `workshop watch LAB` is), on a copy of the reference solutions that WORKSHOP_LABS points to."""
-    saves = 2 * runs + 1
     rows = {}
     with tempfile.TemporaryDirectory(prefix="workshop-bench-") as scratch:
         copy = Path(scratch) / "labs"
@@ -748,11 +772,10 @@ def machine() -> str:
 VARIANTS = {"outside": "clients at import", "inside": "clients in the handler"}
 
 
-def function_rows(number: int, scenario: Scenario, runs: int) -> list[tuple[str, str, str]]:
+def function_rows(number: int, scenario: Scenario, runs: int, workload: Workload) -> list[tuple[str, str, str]]:
     """Cold and warm figures of one function: the reference, and the handler-inside variant if any."""
     rows = []
-    # A whole workflow (lab 7) takes a few hundred ms: fewer of them make as steady a median.
-    calls = DURABLE_WARM_RUNS if scenario.durable else WARM_CALLS
+    calls = workload.durable_warm_runs if scenario.durable else workload.warm_calls
     what = ("the whole workflow (first run and replays; its 3-day callback timeout set, the warehouse "
             "confirming at once; waits skipped)" if scenario.durable else "")
     for variant in ("outside", "inside") if scenario.clients else ("outside",):
@@ -812,16 +835,16 @@ def layer_rows() -> list[tuple[str, str, str]]:
     ]
 
 
-def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
+def measure(runs: int, suite: bool, workload: Workload = FULL) -> list[tuple[str, str, str]]:
     """Rows of (figure, value, how it was measured)."""
     labs = list(manifest.labs())
     floor = statistics.median(times := floor_times(runs))
     rows = [(FLOOR_ROW, f"{summary(times)} s", f"fresh process, {runs} runs: `{FLOOR_IMPORTS}`")]
-    watched = watch_rows(labs, runs)
+    watched = watch_rows(labs, workload.saves(runs))
     slowest: dict[str, tuple[float, int]] = {}  # target -> (median, lab number) of its slowest lab
     for lab in labs:
         for target, which in TARGET_NAMES.items():
-            median = statistics.median(times := check_times([lab.id], target, runs))
+            median = statistics.median(times := check_times([lab.id], target, runs, workload.checks_warmed_up))
             slowest[target] = max(slowest.get(target, (0.0, 0)), (median, lab.number))
             rows.append((
                 f"Grading lab {lab.number} ({which})",
@@ -830,11 +853,11 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
             ))
         rows.append(watched[lab.id])
         for scenario in (s for s in SCENARIOS.values() if s.lab == lab.id):
-            rows += function_rows(lab.number, scenario, runs)
+            rows += function_rows(lab.number, scenario, runs, workload)
         if lab.id == "lab07_durable_orders":
             rows += layer_rows()
     for target, which in ALL_TARGET_NAMES.items():
-        median = statistics.median(times := check_times(["--all"], target, runs))
+        median = statistics.median(times := check_times(["--all"], target, runs, workload.checks_warmed_up))
         rows.append((
             f"Grading every lab, check --all ({which})",
             f"{summary(times)} s",
@@ -847,23 +870,24 @@ def measure(runs: int, suite: bool) -> list[tuple[str, str, str]]:
             f"medians: check --all over lab {number}'s {lab_median:.2f} s, the slowest single lab",
         ))
     if any(lab.id == "lab03_sqs_processing" for lab in manifest.labs()):
-        writes = [_probe_in_fresh_process("writes", str(BATCH_ORDERS)) for _ in range(runs)]
+        writes = [_probe_in_fresh_process("writes", str(workload.batch_orders)) for _ in range(runs)]
         ratios = [w["one_by_one_s"] / w["batched_s"] for w in writes]
         rows.append((
-            f"Lab 3: {BATCH_ORDERS} orders, put_item one by one vs batch writer",
+            f"Lab 3: {workload.batch_orders} orders, put_item one by one vs batch writer",
             f"{summary(ratios, digits=1)}x",
             f"same process, {runs} processes; one by one {summary([w['one_by_one_s'] for w in writes], 1000, 0)} ms",
         ))
-    rows += local_rows(runs)
+    rows += local_rows(runs, workload)
     if suite:
         seconds = _wall_time(["make", "--no-print-directory", "test"])
         rows.append(("make test (whole suite, no installation)", f"{seconds:.1f} s", "1 run"))
     return rows
 
 
-def local_rows(runs: int) -> list[tuple[str, str, str]]:
+def local_rows(runs: int, workload: Workload) -> list[tuple[str, str, str]]:
     """The local runtime's figures: `workshop invoke`'s cold path, warm invocations, start-api requests."""
     rows = []
+    local_probes: dict[str, list[dict]] = {}
     for function, scenario in SCENARIOS.items():
         if scenario.lab == "lab02_s3_events":
             continue  # its events name objects a fresh stack does not hold: `workshop upload` below
@@ -873,11 +897,12 @@ def local_rows(runs: int) -> list[tuple[str, str, str]]:
         rows.append((f"`workshop invoke` {function}, cold path", f"{summary(times)} s", f"process start to exit, {runs} runs"))
         if scenario.durable:
             continue  # a workflow has no REPORT line: its whole run is measured with the functions
-        probes = [_probe_in_fresh_process("local", function, str(LOCAL_WARM_CALLS)) for _ in range(runs)]
+        calls = workload.local_warm_calls
+        probes = local_probes[function] = [_probe_in_fresh_process("local", function, str(calls)) for _ in range(runs)]
         rows.append((
             f"Local {function}: warm invocation, call to REPORT",
             f"{summary([p['warm_s'] for p in probes], 1000, 2)} ms",
-            f"median of {LOCAL_WARM_CALLS}, {runs} processes; cold {summary([p['cold_s'] for p in probes], 1000, 0)} ms",
+            f"median of {calls}, {runs} processes; cold {summary([p['cold_s'] for p in probes], 1000, 0)} ms",
         ))
     csv = paths.WORKSHOP_STATE / "bench-orders.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
@@ -887,14 +912,14 @@ def local_rows(runs: int) -> list[tuple[str, str, str]]:
         "`workshop upload` to lab 2, cold path", f"{summary([_wall_time(command) for _ in range(runs)])} s",
         f"process start to exit, {runs} runs",
     ))
-    opened = [_probe_in_fresh_process("local", "order_worker", "1")["open_s"] for _ in range(runs)]
+    opened = [probe["open_s"] for probe in local_probes["order_worker"]]  # the local probes above opened it
     rows.append(("Opening a LocalLab (lab 3's stack in moto)", f"{summary(opened)} s", f"imports included, {runs} processes"))
-    requests = [_probe_in_fresh_process("api", "50") for _ in range(runs)]
+    requests = [_probe_in_fresh_process("api", str(workload.api_requests)) for _ in range(runs)]
     rows.append((
         "`workshop start-api` GET /items, warm", f"{summary([r['warm_s'] for r in requests], 1000, 2)} ms",
-        f"median of 50 requests, {runs} processes; the first (cold) {summary([r['cold_s'] for r in requests], 1000, 0)} ms",
+        f"median of {workload.api_requests} requests, {runs} processes; the first (cold) {summary([r['cold_s'] for r in requests], 1000, 0)} ms",
     ))
-    rows += load_rows(runs)
+    rows += load_rows(runs, workload.load_requests)
     return rows
 
 
@@ -912,13 +937,19 @@ def as_markdown(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(runs: int = 5, suite: bool = True, write: bool = False) -> int:
+def main(runs: int | None = None, suite: bool = True, write: bool = False, quick: bool = False) -> int:
+    runs = runs if runs is not None else 1 if quick else 5
     if runs < 1:
         print("workshop bench: --runs must be at least 1", file=sys.stderr)
         return 2
-    print(f"Measuring on {machine()} ({runs} runs per figure)...", flush=True)
+    if quick and write:
+        print("workshop bench: --quick measures too little to publish; run `make bench` to write the figures",
+              file=sys.stderr)
+        return 2
+    how = "a quick run: every figure once, on the least work, to check the bench; not figures to quote" if quick else ""
+    print(f"Measuring on {machine()} ({how or f'{runs} runs per figure'})...", flush=True)
     try:
-        rows = measure(runs, suite)
+        rows = measure(runs, suite, QUICK if quick else FULL)
     except BenchError as error:
         print(f"workshop bench: stopped, no figure printed or written: {error}", file=sys.stderr)
         return 1
@@ -943,7 +974,7 @@ def probe_main(arguments: list[str]) -> None:
         print(json.dumps(api_probe(int(arguments[1]))))
     elif arguments[0] == "load":  # python -m workshop.bench load [REQUESTS [CONNECTIONS]]
         numbers = [int(a) for a in arguments[1:3]]
-        print(json.dumps(load_probe(*numbers) if numbers else load_probe(LOAD_REQUESTS, LOAD_CONNECTIONS)))
+        print(json.dumps(load_probe(*numbers) if numbers else load_probe(FULL.load_requests, LOAD_CONNECTIONS)))
     elif arguments[0] == "watch":
         print(json.dumps(watch_probe(arguments[1], int(arguments[2]))))
     else:

@@ -249,7 +249,7 @@ def _first_unfinished() -> Lab:
 def bench(args: argparse.Namespace) -> int:
     from workshop import bench as benchmarks
 
-    return benchmarks.main(runs=args.runs, suite=args.suite, write=args.write)
+    return benchmarks.main(runs=args.runs, suite=args.suite, write=args.write, quick=args.quick)
 
 
 def port(text: str) -> int:
@@ -361,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     instructor.set_defaults(func=verify)
 
     measure = commands.add_parser("bench", help="print the performance figures the pages quote")
-    measure.add_argument("--runs", type=int, default=5, help="fresh-process runs per figure (default 5)")
+    measure.add_argument("--runs", type=int, help="fresh-process runs per figure (default 5; 1 with --quick)")
+    measure.add_argument("--quick", action="store_true",
+                         help="every figure once, on the least work: checks that the bench runs, not figures to quote")
     measure.add_argument("--no-suite", dest="suite", action="store_false", help="skip timing the whole test suite")
     measure.add_argument("--write", action="store_true", help="also write the figures to docs/snippets/bench.md")
     measure.set_defaults(func=bench)

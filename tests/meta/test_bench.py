@@ -12,13 +12,14 @@ from workshop import bench, manifest, paths
 @pytest.mark.timeout(660)
 def test_bench_measures_every_figure_in_one_quick_run():
     run = subprocess.run(
-        [*paths.workshop_command(), "bench", "--runs", "1", "--no-suite"],
+        [*paths.workshop_command(), "bench", "--quick", "--no-suite"],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,
-        timeout=600,  # about 140 s on an idle 2-core machine; several times that while other work runs
+        timeout=600,  # about 110 s on an idle 2-core machine; several times that while other work runs
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "a quick run: every figure once" in run.stdout, run.stdout[:500]
     grading = [bench.FLOOR_ROW]
     for lab in manifest.labs():
         grading += [f"Grading lab {lab.number} ({which})" for which in bench.TARGET_NAMES.values()]
@@ -36,13 +37,23 @@ def test_bench_measures_every_figure_in_one_quick_run():
             for figure in ("cold start", "warm invocation"):
                 row = f"Lab {number} {scenario.function} {figure}{variant}"
                 assert row in run.stdout, f"`workshop bench` printed no row {row!r}:\n{run.stdout[-3000:]}"
-    assert f"Lab 3: {bench.BATCH_ORDERS} orders, put_item one by one vs batch writer" in run.stdout
+    assert f"Lab 3: {bench.QUICK.batch_orders} orders, put_item one by one vs batch writer" in run.stdout
     local = [f"Local {function}: warm invocation, call to REPORT" for function, scenario in bench.SCENARIOS.items()
              if function != "csv_summary" and not scenario.durable]
     local += [f"`workshop invoke` {function}, cold path" for function in bench.SCENARIOS if function != "csv_summary"]
     local += ["`workshop upload` to lab 2, cold path", "Opening a LocalLab", "`workshop start-api` GET /items, warm"]
     missing = [row for row in local if row not in run.stdout]
     assert not missing, f"`workshop bench` printed no local runtime rows {missing}:\n{run.stdout[-3000:]}"
+
+
+def test_a_quick_run_is_never_published():
+    published = bench.SNIPPET.read_bytes()
+    run = subprocess.run([*paths.workshop_command(), "bench", "--quick", "--write"], cwd=paths.ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "--quick measures too little to publish; run `make bench`" in run.stderr
+    assert "Measuring" not in run.stdout, "a refused quick run measured anyway"
+    assert bench.SNIPPET.read_bytes() == published
 
 
 def test_every_reference_function_of_the_labs_has_a_scenario():
