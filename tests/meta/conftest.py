@@ -15,6 +15,17 @@ from workshop import paths
 
 # The build folder of `mkdocs build` (git-ignored, removed by `make clean`).
 SITE = paths.ROOT / "site"
+# The files that take 20 s or more on 2 cores, longest first (measured under `make test`). make test's
+# pytest-xdist hands out whole files in collection order: started first, none of them is left to run
+# alone at the end while the other workers idle, as test_bench was in xdist's own order (7 min 43 s).
+LONGEST_FIRST = ("test_site_in_browser.py", "test_bench.py", "test_cli.py", "test_engine.py", "test_answers.py",
+                 "test_invoke.py", "test_bad_input.py", "test_notebooks.py", "test_local.py", "test_local_docs.py",
+                 "test_templates.py", "test_memory.py", "test_start_api.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

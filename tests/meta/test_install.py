@@ -62,3 +62,32 @@ def test_the_public_ci_runs_the_readme_s_test_command_locked_and_weekly_unlocked
     assert any(run.startswith("make test") for run in steps), steps
     assert any("LOCK=" in run for run in steps), "the scheduled run must ignore the lock"
     assert (paths.ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().endswith("make test")
+
+
+def test_make_test_hands_out_the_longest_files_first():
+    """tests/meta/conftest.py puts them first in collection order, and make test's xdist keeps that order."""
+    import subprocess
+    import sys
+
+    makefile = (paths.ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "--dist=loadfile" in recipe and "--no-loadscope-reorder" in recipe, recipe
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", *sorted(str(path) for path in paths.TESTS.glob("test_*.py")), str(paths.TESTS / "meta"),
+         "--target=solutions", "--collect-only", "-q", "-p", "no:cacheprovider"],  # what make test collects
+        cwd=paths.ROOT, capture_output=True, text=True, timeout=120,
+    )
+    files = list(dict.fromkeys(line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line))
+    longest = [f"tests/meta/{name}" for name in _longest_first()]
+    missing = [name for name in longest if name not in files]
+    assert not missing, f"LONGEST_FIRST in tests/meta/conftest.py names files that collect no test: {missing}"
+    assert files[: len(longest)] == longest, f"collected first: {files[: len(longest)]}"
+
+
+def _longest_first() -> tuple[str, ...]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("meta_conftest", paths.TESTS / "meta" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LONGEST_FIRST
