@@ -41,9 +41,9 @@ def invoke(
     logical_id = lab.function_id(function)
     label, event = lab.event(event_name, function)
     with lab:
-        from workshop.local import workflow
+        if lab.is_durable(logical_id):  # lab 7: one durable execution, replays and all
+            from workshop.local import workflow
 
-        if workflow.is_durable(lab, logical_id):  # lab 7: one durable execution, replays and all
             return workflow.run(lab, logical_id, label, json.loads(json.dumps(event)), warehouse)
         spec = lab.spec(logical_id)
         print(f"Invoking {paths.relative(spec.folder)} ({logical_id}) with {label}", file=sys.stderr)

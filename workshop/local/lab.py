@@ -388,6 +388,14 @@ class LocalLab:
             environment=dict(configuration.get("Environment", {}).get("Variables", {})),
         )
 
+    def is_durable(self, logical_id: str) -> bool:
+        """Durable in the template (DurableConfig), or by its code (@durable_execution) before the template
+        says so. Asked here, so that other functions never import the durable SDK (a quarter of a second)."""
+        spec = self.spec(logical_id)
+        code = spec.folder / f"{spec.handler.rpartition('.')[0]}.py"
+        configured = "DurableConfig" in self._functions[logical_id]
+        return configured or (code.is_file() and "durable_execution" in code.read_text(encoding="utf-8", errors="replace"))
+
     def sources(self, name: str) -> set[str]:
         """What invokes a function, as the prefixes of the event files that fit it (api, s3, sqs, sns, eventbridge)."""
         logical_id = self.function_id(name)

@@ -1,4 +1,4 @@
-"""`workshop invoke` for a durable function (lab 7): the whole workflow, run offline by AWS's own local
+"""`workshop invoke` for a durable function (LocalLab.is_durable; lab 7): the whole workflow, run offline by AWS's own local
 runner (the durable execution testing SDK, its waits skipped), printed like the execution history the
 Lambda console shows: each operation (step, wait, callback) with its status and result, then how many
 times Lambda ran the handler (the first run and its replays) and what the workflow left in the tables.
@@ -18,14 +18,6 @@ from workshop.local.lab import LocalError, LocalLab
 from workshop.local.runtime import environment_of
 
 WAREHOUSE_ANSWERS = (durable.CONFIRM, durable.REFUSE, durable.SILENCE)
-
-
-def is_durable(lab: LocalLab, logical_id: str) -> bool:
-    """Durable in the template (DurableConfig), or by its code (@durable_execution) before the template says so."""
-    spec = lab.spec(logical_id)
-    code = spec.folder / f"{spec.handler.rpartition('.')[0]}.py"
-    configured = "DurableConfig" in lab.template["Resources"][logical_id].get("Properties", {})
-    return configured or (code.is_file() and "durable_execution" in code.read_text(encoding="utf-8", errors="replace"))
 
 
 def run(lab: LocalLab, logical_id: str, label: str, event: Any, warehouse: str) -> int:
