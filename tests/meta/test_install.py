@@ -3,7 +3,10 @@ commands install through it, and the public CI runs the README's test command wi
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -66,9 +69,6 @@ def test_the_public_ci_runs_the_readme_s_test_command_locked_and_weekly_unlocked
 
 def test_make_test_hands_out_the_longest_files_first():
     """tests/meta/conftest.py puts them first in collection order, and make test's xdist keeps that order."""
-    import subprocess
-    import sys
-
     makefile = (paths.ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "--dist=loadfile" in recipe and "--no-loadscope-reorder" in recipe, recipe
@@ -85,8 +85,6 @@ def test_make_test_hands_out_the_longest_files_first():
 
 
 def _longest_first() -> tuple[str, ...]:
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("meta_conftest", paths.TESTS / "meta" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

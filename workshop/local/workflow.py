@@ -1,7 +1,8 @@
-"""`workshop invoke` for a durable function (LocalLab.is_durable; lab 7): the whole workflow, run offline by AWS's own local
-runner (the durable execution testing SDK, its waits skipped), printed like the execution history the
-Lambda console shows: each operation (step, wait, callback) with its status and result, then how many
-times Lambda ran the handler (the first run and its replays) and what the workflow left in the tables.
+"""`workshop invoke` for a durable function (lab 7; LocalLab.is_durable tells): the whole workflow, run
+offline by AWS's own local runner (the durable execution testing SDK, its waits skipped), printed like the
+execution history the Lambda console shows: each operation (step, wait, callback) with its status and
+result, then how many times Lambda ran the handler (the first run and its replays) and what the workflow
+left in the tables.
 """
 
 from __future__ import annotations
