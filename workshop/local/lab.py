@@ -372,16 +372,22 @@ class LocalLab:
             raise LocalError(f"lab {self.number} has no function {name!r}; its functions: {known}")
         return logical_id
 
+    def _code(self, logical_id: str) -> tuple[Path, str]:
+        """A function's code folder and handler, as the template names them."""
+        properties = self._functions[logical_id]
+        return self.folder / properties["Code"]["S3Key"].removesuffix(".zip"), properties.get("Handler", "app.lambda_handler")
+
     def spec(self, name: str) -> FunctionSpec:
         logical_id = self.function_id(name)
         properties = self._functions[logical_id]
         physical_name = self.physical(logical_id)
         configuration = self.client("lambda").get_function_configuration(FunctionName=physical_name)
+        folder, handler = self._code(logical_id)
         return FunctionSpec(
             logical_id=logical_id,
             physical_name=physical_name,
-            folder=self.folder / properties["Code"]["S3Key"].removesuffix(".zip"),
-            handler=properties.get("Handler", "app.lambda_handler"),
+            folder=folder,
+            handler=handler,
             # moto's configuration holds the MemorySize the stack resolved (a Ref, an Fn::If).
             memory_mb=templates.as_int(configuration.get("MemorySize", properties.get("MemorySize")), 128),
             timeout_seconds=float(templates.as_int(properties.get("Timeout"), 3)),
@@ -391,8 +397,8 @@ class LocalLab:
     def is_durable(self, logical_id: str) -> bool:
         """Durable in the template (DurableConfig), or by its code (@durable_execution) before the template
         says so. Asked here, so that other functions never import the durable SDK (0.1 s of every invoke)."""
-        spec = self.spec(logical_id)
-        code = spec.folder / f"{spec.handler.rpartition('.')[0]}.py"
+        folder, handler = self._code(logical_id)  # from the template: no call to moto
+        code = folder / f"{handler.rpartition('.')[0]}.py"
         configured = "DurableConfig" in self._functions[logical_id]
         return configured or (code.is_file() and "durable_execution" in code.read_text(encoding="utf-8", errors="replace"))
 
