@@ -36,7 +36,21 @@ def shared_session():
     import boto3
     import moto  # noqa: F401  (moto first, so that the session's clients can be mocked)
 
+    _one_moto_loader()
     return boto3.session.Session()
+
+
+@cache
+def _one_moto_loader():
+    """moto reads a service's model itself, the first time a process serves that service, through a
+    new botocore loader each time: each lists every service botocore knows (17 ms) before it parses
+    the model. One loader lists once, and keeps what it parsed for the workers forked after it. (The
+    same loader class and search paths as moto's own: only the loader object is shared.)"""
+    from moto.core import loaders, utils
+
+    loader = loaders.create_loader()
+    utils.create_loader = lambda: loader
+    return loader
 
 
 class _EC2BackendsOnFirstUse:
@@ -169,6 +183,8 @@ def load_ahead(lab_id: str, first_calls: bool = False) -> None:
             except Exception:  # noqa: BLE001 (a head start only: the worker imports what it needs anyway)
                 continue
     loader = session._session.get_component("data_loader")
+    if plan.get("models"):
+        _one_moto_loader().list_available_services("service-2")  # once here, not in every worker
     services = []
     for service, kind in (model[:2] for model in plan.get("models", []) if len(model) >= 2):
         try:
