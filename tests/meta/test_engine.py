@@ -395,3 +395,63 @@ def test_watch_grades_a_save_with_workers_forked_before_it_and_never_with_stale_
     )
     assert template["ready_alive_after"] == 0, "the workers forked ahead that could not be used are stopped"
     assert template["failing"] == code["failing"], "the same code grades the same after a save of the template"
+
+
+# --- scheduling: several labs ------------------------------------------------------------------
+
+
+def test_the_labs_that_took_longest_are_graded_first_and_reported_in_order(monkeypatch):
+    """check --all starts the longest labs first (by how long their tests took last time), so that the
+    last to finish are short; the results keep the labs' order."""
+    from workshop.grading import engine as grading_engine
+
+    labs = list(manifest.labs())
+    took = {labs[1].id: 0.5, labs[-1].id: 1.3, labs[2].id: 0.8}
+    monkeypatch.setattr(grading_engine.warmup, "seconds_of", lambda lab_id, digest: {"test": took.get(lab_id, 0.0)})
+    runs = [grading_engine.LabRun(lab) for lab in labs]
+
+    order = [run.lab.id for run in grading_engine._longest_first(runs)]
+
+    never_timed = [lab.id for lab in labs if lab.id not in took]
+    assert order == [labs[-1].id, labs[2].id, labs[1].id, *never_timed], order
+    assert [run.lab.id for run in runs] == [lab.id for lab in labs], "the results' list is not reordered"
+
+
+def test_the_next_lab_is_prepared_while_the_workers_of_the_one_before_run(monkeypatch):
+    """The parent warms the next lab while a lab's workers run, not once they have finished, when a
+    core would wait for it."""
+    from multiprocessing import Pipe
+
+    from workshop.grading import engine as grading_engine
+
+    first, second = list(manifest.labs())[:2]
+    events: list[tuple[str, str]] = []
+
+    class Finishing:
+        """Stands for a worker: running at its first look, finished at its second."""
+
+        def __init__(self, run, nodeids):
+            self.run, self.nodeids, self.looks = run, nodeids, 0
+            self.receiver, self._sender = Pipe(duplex=False)
+
+        def follow(self, readable):
+            self.looks += 1
+            if self.looks == 1:
+                return grading_engine._RUNNING
+            events.append(("ended", self.run.lab.id))
+            return None
+
+        def close(self):
+            self.receiver.close()
+            self._sender.close()
+
+    engine = grading_engine.Engine("solutions")
+    monkeypatch.setattr(grading_engine, "_longest_first", lambda runs: runs)
+    monkeypatch.setattr(grading_engine, "parallel", lambda: 1)
+    monkeypatch.setattr(engine, "warm", lambda labs, first_calls=False: events.append(("warmed", labs[0].id)))
+    monkeypatch.setattr(engine, "_start", lambda run, nodeids, key="": events.append(("started", run.lab.id)) or Finishing(run, nodeids))
+
+    engine.grade([first, second])
+
+    assert events.index(("warmed", second.id)) < events.index(("ended", first.id)), events
+    assert events.index(("ended", first.id)) < events.index(("started", second.id)), events

@@ -182,23 +182,30 @@ class Engine:
     # --- grading ----------------------------------------------------------------------------------
 
     def grade(self, labs: list[Lab], only: dict[str, tuple[str, ...]] | None = None) -> list[LabRun]:
-        """Grade `labs` in order, keeping `parallel()` workers busy: a lab's tests are shared among
-        several workers when it has enough of them, and the next lab starts as soon as a core is free.
+        """Grade `labs`, keeping `parallel()` workers busy: a lab's tests are shared among several
+        workers when it has enough of them, and the next lab starts as soon as a core is free (the
+        longest first). The runs come back in the order of `labs`.
 
         `only` picks some tests of a lab by node id (plain pytest's selection); default: all of them.
         """
         only = only or {}
         first_calls = self.long_lived or len(labs) > 1
         runs = [LabRun(lab) for lab in labs]
-        waiting = [run for run in runs if not self._cannot_grade(run)]
+        waiting = _longest_first([run for run in runs if not self._cannot_grade(run)])
         jobs: list[tuple[LabRun, tuple[str, ...]]] = []
         active: list[Worker] = []
+        prepared: set[str] = set()
         while waiting or jobs or active:
             while (jobs or waiting) and len(active) < parallel():
                 if not jobs:
                     jobs = self._jobs(waiting.pop(0), only, first_calls)
                 run, nodeids = jobs.pop(0)
                 active.append(self._claim_ready(run, nodeids) or self._start(run, nodeids))
+            if active and waiting and waiting[0].lab.id not in prepared:
+                # The next lab's preparation while these workers run: done once a core is free, it
+                # would keep that core waiting (check --all: about 0.1 s a lab).
+                prepared.add(waiting[0].lab.id)
+                self.warm([waiting[0].lab], first_calls)
             ready = set(connection.wait([w.receiver for w in active], timeout=POLL_SECONDS))
             for current in list(active):
                 end = current.follow(current.receiver in ready)
@@ -333,6 +340,13 @@ def _deal(tests: list[str], shares: int, seconds: dict[str, float]) -> list[tupl
         dealt[lightest].append(nodeid)
         loads[lightest] += seconds.get(nodeid, 0.0) or 0.01  # unknown: as if quick, so shares stay even in number
     return [tuple(sorted(share, key=position.__getitem__)) for share in dealt if share]
+
+
+def _longest_first(runs: list[LabRun]) -> list[LabRun]:
+    """The labs whose tests took longest last time first, so that the last to finish are short and no
+    core waits long for the other at the end (check --all). Labs never timed keep their order, last.
+    Only the order they are graded in changes: the results keep the labs' order."""
+    return sorted(runs, key=lambda run: -sum(warmup.seconds_of(run.lab.id, _grader_digest(run.lab)).values()))
 
 
 def _grader_digest(lab: Lab) -> str:
