@@ -2,7 +2,9 @@
 
 A lesson learnt against a lenient emulator is the wrong lesson: code that "works" here would fail, or
 count wrong, in AWS. Each fix below names the AWS behaviour it restores. They patch moto's backends
-(the layer behind every client), once per process; sandbox.enter() applies them.
+(the layer behind every client), once per process; sandbox.enter() applies them, each when moto's
+module for that service is imported (at once if it already is): importing moto's SNS and DynamoDB
+models costs about 40 ms, which a lab that never calls them should not pay.
 
 - DynamoDB UpdateItem is atomic: when an update fails (an ADD on an attribute of the wrong type, say),
   AWS changes nothing; moto keeps the actions it applied before the failing one. A bad message retried
@@ -17,23 +19,78 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.abc
+import sys
+from collections.abc import Callable
+from types import ModuleType
 
 _applied = False
 
 
+def _patch_dynamodb(models: ModuleType) -> None:
+    models.DynamoDBBackend.update_item = _atomic(models.DynamoDBBackend.update_item)
+
+
+def _patch_sqs(models: ModuleType) -> None:
+    models.SQSBackend._validate_message = _sqs_body_required(models.SQSBackend._validate_message)
+
+
+def _patch_sns(models: ModuleType) -> None:
+    models.SNSBackend.publish = _sns_message_required(models.SNSBackend.publish)
+
+
+# moto's module that defines each backend -> its patch.
+PATCHES: dict[str, Callable[[ModuleType], None]] = {
+    "moto.dynamodb.models": _patch_dynamodb,
+    "moto.sqs.models": _patch_sqs,
+    "moto.sns.models": _patch_sns,
+}
+
+
 def apply() -> None:
-    """Patch moto's backends (idempotent)."""
+    """Patch moto's backends (idempotent): those imported now at once, the others when imported."""
     global _applied
     if _applied:
         return
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.sns.models import SNSBackend
-    from moto.sqs.models import SQSBackend
-
-    DynamoDBBackend.update_item = _atomic(DynamoDBBackend.update_item)
-    SQSBackend._validate_message = _sqs_body_required(SQSBackend._validate_message)
-    SNSBackend.publish = _sns_message_required(SNSBackend.publish)
     _applied = True
+    waiting = {}
+    for name, patch in PATCHES.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+        else:
+            waiting[name] = patch
+    if waiting:
+        sys.meta_path.insert(0, _PatchOnImport(waiting))
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it asks the other finders for a waiting module, and has its patch
+    applied right after the module's own code runs, before anyone can use it."""
+
+    def __init__(self, waiting: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.waiting = waiting
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.waiting:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        patch, run_module = self.waiting.pop(name), spec.loader.exec_module
+
+        def run_then_patch(module: ModuleType) -> None:
+            run_module(module)
+            patch(module)
+
+        spec.loader.exec_module = run_then_patch  # this module's loader only: each module gets its own
+        if not self.waiting:
+            sys.meta_path.remove(self)
+        return spec
 
 
 def _atomic(update_item):

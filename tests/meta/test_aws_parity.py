@@ -72,3 +72,36 @@ def test_an_empty_string_as_a_key_is_refused(table):
         table.put_item(Item={"customer": "", "orders": 1})
     with pytest.raises(ClientError, match="empty string"):
         add(table, "", 1)
+
+
+LAZY = """
+import sys
+import boto3
+from moto import mock_aws
+from workshop import aws_parity, sandbox
+
+sandbox.enter()
+waiting = [name for name in aws_parity.PATCHES if name in sys.modules]
+with mock_aws():
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="orders")["TopicArn"]
+    try:
+        sns.publish(TopicArn=topic, Message="")
+        refused = False
+    except sns.exceptions.InvalidParameterException:
+        refused = True
+print(waiting, refused)
+"""
+
+
+def test_moto_modules_imported_later_are_patched_too():
+    """sandbox.enter() imports none of moto's service models (a lab that never calls SNS does not pay
+    for them); each is patched when it is imported."""
+    import subprocess
+    import sys
+
+    from workshop import paths
+
+    run = subprocess.run([sys.executable, "-c", LAZY], cwd=paths.ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["[]", "True"], run.stdout
