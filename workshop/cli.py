@@ -28,10 +28,13 @@ from workshop.manifest import Lab
 
 
 def _grade(labs: list[Lab], target: str):
-    # Imported here: pytest and the graders' imports are only paid by the commands that grade.
-    from workshop.grading import runner
+    from workshop.grading import collector
 
-    return runner.grade(labs, target)
+    with collector.fewer_collections():
+        # Imported here: pytest and the graders' imports are only paid by the commands that grade.
+        from workshop.grading import runner
+
+        return runner.grade(labs, target)
 
 
 def _grade_until_unfinished(target: str):

@@ -455,3 +455,26 @@ def test_the_next_lab_is_prepared_while_the_workers_of_the_one_before_run(monkey
 
     assert events.index(("warmed", second.id)) < events.index(("ended", first.id)), events
     assert events.index(("ended", first.id)) < events.index(("started", second.id)), events
+
+
+def test_a_grading_collects_garbage_less_often_and_gives_the_thresholds_back(monkeypatch):
+    """The parent grades (and prepares) with the collector's grading thresholds, and puts the process's
+    own back after, even when the grading fails: watch goes on with the defaults between saves."""
+    import gc
+
+    from workshop.grading import collector
+    from workshop.grading import engine as grading_engine
+
+    seen = []
+
+    def fails(self, labs, only):
+        seen.append(gc.get_threshold())
+        raise RuntimeError("a grading that fails")
+
+    monkeypatch.setattr(grading_engine.Engine, "_grade", fails)
+    before = gc.get_threshold()
+    assert before != collector.GRADING_THRESHOLDS
+    with pytest.raises(RuntimeError):
+        grading_engine.Engine("solutions").grade(list(manifest.labs())[:1])
+    assert seen == [collector.GRADING_THRESHOLDS]
+    assert gc.get_threshold() == before

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from workshop import paths
-from workshop.grading import warmup
+from workshop.grading import collector, warmup
 from workshop.grading.plugin import grader_lab, task_number
 
 # The most a check may write, to its output or to files, before the worker is stopped: far more than a
@@ -97,6 +97,7 @@ def _redirect_output(output: str) -> None:
 def run(job: Job, channel: Connection, go: Connection | None = None) -> None:
     """The worker's whole life: grade, report, and end (never returns). With `go`, it waits for go
     once its tests are collected (a worker forked ahead)."""
+    collector.set_for_grading()
     before = warmup.snapshot()
     try:
         _redirect_output(job.output)
