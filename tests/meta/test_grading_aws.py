@@ -44,3 +44,20 @@ def test_a_start_registers_what_moto_registers_and_a_stop_removes_it():
             patterns = [(pattern.method, str(pattern.url)) for pattern in models.responses_mock.registered()]
             assert patterns == moto_patterns
     assert not models.botocore_stubber.enabled, "the mock still intercepts AWS calls after it stopped"
+
+
+def test_moto_lists_regions_and_reads_models_with_what_the_graders_session_has_loaded():
+    """moto's own look-ups go through the graders' shared session and one loader of moto's, so that a
+    worker reads botocore's endpoints and a service's model once, not once for moto and once for boto3;
+    the regions moto serves are AWS's, as with its own session."""
+    from moto.core import utils
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from workshop.grading import warmup
+
+    session = warmup.shared_session()
+    assert AccountSpecificBackend.get_session() is session
+    assert utils.create_loader() is utils.create_loader(), "moto makes a new loader for each model it reads"
+    regions = AccountSpecificBackend("dynamodb", "123456789012", DynamoDBBackend, True, None).regions
+    assert {"us-east-1", "eu-west-1", "ap-southeast-2"} <= set(regions), regions

@@ -39,7 +39,18 @@ def shared_session():
     import moto  # noqa: F401  (moto first, so that the session's clients can be mocked)
 
     _one_moto_loader()
-    return boto3.session.Session()
+    session = boto3.session.Session()
+    _moto_asks_for_regions(session)
+    return session
+
+
+def _moto_asks_for_regions(session) -> None:
+    """moto lists a service's regions (for each new account's backend) through a boto3 session of its
+    own, which reads botocore's endpoints (16 ms) and the service's model (15-20 ms) again in every
+    worker; this session has read them already. (The same botocore data: only the session is shared.)"""
+    from moto.core.base_backend import AccountSpecificBackend
+
+    AccountSpecificBackend.get_session = classmethod(lambda cls: session)  # type: ignore[method-assign]
 
 
 @cache
