@@ -2,9 +2,9 @@
 ever hold at once (imports, botocore's service models, moto's backends) and keep it.
 
 With the default thresholds (700, 10, 10) the collector walks those young objects again and again,
-finding next to nothing: measured, 70 ms of a lab 3 worker's 480 ms, and 45 to 50 ms of the parent's
-preparation before it forks. Collecting young objects every 10,000 allocations instead of 700, and all
-of them only after a thousand of those, leaves 15 ms and 20 ms. Cycles are still collected while the
+finding next to nothing: measured, 68 to 70 ms of a lab 3 worker's 480 ms, and 43 to 51 ms of the
+parent's preparation before it forks. Collecting young objects every 10,000 allocations instead of 700,
+and all of them only after a thousand of those, leaves 14 to 16 ms and 20 to 23 ms. Cycles are still collected while the
 learner's code runs, only in larger batches: a few MB at most, far below any MemorySize the memory
 checks compare with, and reference counting frees everything else at once, as before.
 """
