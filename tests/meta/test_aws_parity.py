@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from workshop import sandbox
+from workshop import paths, sandbox
 
 
 @pytest.fixture
@@ -97,11 +100,6 @@ print(waiting, refused)
 def test_moto_modules_imported_later_are_patched_too():
     """sandbox.enter() imports none of moto's service models (a lab that never calls SNS does not pay
     for them); each is patched when it is imported."""
-    import subprocess
-    import sys
-
-    from workshop import paths
-
     run = subprocess.run([sys.executable, "-c", LAZY], cwd=paths.ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["[]", "True"], run.stdout

@@ -7,17 +7,21 @@ lab that "cannot fail" shows when one lab changed another's verdict.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from multiprocessing import Pipe
 from pathlib import Path
 
 import pytest
 
 from workshop import manifest, paths, starters
+from workshop.grading import collector
+from workshop.grading import engine as grading_engine
 from workshop.grading.budget import Usage
 
 from test_cli import APP1, LAB1, graded, solve, workshop  # tests/meta is on sys.path
@@ -403,8 +407,6 @@ def test_watch_grades_a_save_with_workers_forked_before_it_and_never_with_stale_
 def test_the_labs_that_took_longest_are_graded_first_and_reported_in_order(monkeypatch):
     """check --all starts the longest labs first (by how long their tests took last time), so that the
     last to finish are short; the results keep the labs' order."""
-    from workshop.grading import engine as grading_engine
-
     labs = list(manifest.labs())
     took = {labs[1].id: 0.5, labs[-1].id: 1.3, labs[2].id: 0.8}
     monkeypatch.setattr(grading_engine.warmup, "seconds_of", lambda lab_id, digest: {"test": took.get(lab_id, 0.0)})
@@ -420,10 +422,6 @@ def test_the_labs_that_took_longest_are_graded_first_and_reported_in_order(monke
 def test_the_next_lab_is_prepared_while_the_workers_of_the_one_before_run(monkeypatch):
     """The parent warms the next lab while a lab's workers run, not once they have finished, when a
     core would wait for it."""
-    from multiprocessing import Pipe
-
-    from workshop.grading import engine as grading_engine
-
     first, second = list(manifest.labs())[:2]
     events: list[tuple[str, str]] = []
 
@@ -460,11 +458,6 @@ def test_the_next_lab_is_prepared_while_the_workers_of_the_one_before_run(monkey
 def test_a_grading_collects_garbage_less_often_and_gives_the_thresholds_back(monkeypatch):
     """The parent grades (and prepares) with the collector's grading thresholds, and puts the process's
     own back after, even when the grading fails: watch goes on with the defaults between saves."""
-    import gc
-
-    from workshop.grading import collector
-    from workshop.grading import engine as grading_engine
-
     seen = []
 
     def fails(self, labs, only):
