@@ -86,30 +86,40 @@ class _Meter:
         )
 
 
-def _raise(kind: str):
-    def handler(signum, frame) -> None:
-        raise BudgetExceeded(kind)
-
-    return handler
-
-
 class _Timers:
-    """The CPU timer and the wall-clock cap around one call; both are gone when it returns."""
+    """The CPU timer and the wall-clock cap around one call; both are gone when it returns.
+
+    A signal sent as the call ends must neither fail a check that finished nor reach a handler put
+    back to the default, which ends the process: the worker would die, and the learner be blamed for
+    it. So the handlers stop raising before anything is put back, the cap's thread is waited for, and
+    only then are the previous handlers restored."""
 
     def __init__(self, cpu_seconds: float, wall_seconds: float) -> None:
         self.cpu_seconds, self.wall_seconds = cpu_seconds, wall_seconds
         self.usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        self._ending = False
+
+    def _raise(self, kind: str):
+        def handler(signum, frame) -> None:
+            if not self._ending:
+                raise BudgetExceeded(kind)
+
+        return handler
 
     def __enter__(self) -> _Timers:
         if not self.usable:
             return self
-        self._previous = (signal.signal(signal.SIGPROF, _raise("cpu")), signal.signal(WALL_SIGNAL, _raise("wall")))
-        # Both timers fire again and again until the call ends: code that catches one BudgetExceeded
-        # (a catch-all except inside a loop) meets the next one, outside its try sooner or later.
-        signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds, REPEAT_SECONDS)
         self._ended = threading.Event()
         self._cap = threading.Thread(target=self._wall_cap, args=(threading.get_ident(),), daemon=True)
-        self._cap.start()
+        self._previous = (signal.signal(signal.SIGPROF, self._raise("cpu")), signal.signal(WALL_SIGNAL, self._raise("wall")))
+        try:
+            # Both timers fire again and again until the call ends: code that catches one BudgetExceeded
+            # (a catch-all except inside a loop) meets the next one, outside its try sooner or later.
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds, REPEAT_SECONDS)
+            self._cap.start()
+        except BaseException:  # a budget so small that it ran out already: nothing may stay armed
+            self._disarm()
+            raise
         return self
 
     def _wall_cap(self, main: int) -> None:
@@ -121,8 +131,17 @@ class _Timers:
     def __exit__(self, *exc_info: object) -> None:
         if not self.usable:
             return
+        try:
+            self._ending = True
+        finally:  # even if a signal raised before the line above ran
+            self._disarm()
+
+    def _disarm(self) -> None:
+        self._ending = True
         signal.setitimer(signal.ITIMER_PROF, 0)
         self._ended.set()
+        if self._cap.is_alive():
+            self._cap.join()  # what it sends meanwhile reaches a handler that no longer raises
         signal.signal(signal.SIGPROF, self._previous[0])
         signal.signal(WALL_SIGNAL, self._previous[1])
 
