@@ -391,6 +391,11 @@ for save in ("code", "template"):
     ready = [worker.process for worker in engine._ready]
     forked.clear()
     if save == "code":
+        # Another workshop command times the lab's tests meanwhile, in the same cache: dealt again,
+        # the tests would be shared out differently from the workers forked ahead.
+        digest = grading._grader_digest(lab)
+        tests = list(grading.warmup.tests_of(lab.id, digest))
+        grading.warmup.remember_seconds(lab.id, digest, {nodeid: 100.0 if nodeid == tests[-1] else 0.001 for nodeid in tests})
         app.write_text(app.read_text().replace("def list_items():\n", "def list_items():\n    raise RuntimeError('saved after the fork')\n", 1))
     else:
         template = app.parent.parent / "template.yaml"
@@ -406,8 +411,8 @@ print(json.dumps(rounds))
 
 def test_watch_grades_a_save_with_workers_forked_before_it_and_never_with_stale_code(solved):
     """The workers watch forks ahead wait with the grader loaded and none of the learner's code: the save
-    made after they were forked is what they grade. A save of the template, which they had not loaded,
-    gets workers forked afresh."""
+    made after they were forked is what they grade, even when another command has timed the tests since.
+    A save of the template, which they had not loaded, gets workers forked afresh."""
     run = subprocess.run(
         [sys.executable, "-c", WATCH_ROUNDS, str(solved / APP1)],
         cwd=paths.ROOT,

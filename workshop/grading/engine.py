@@ -239,8 +239,21 @@ class Engine:
         if not chosen:
             return [(run, only.get(run.lab.id, ()))]
         run.expected.update((nodeid, tests[nodeid]) for nodeid in chosen)  # the report's order, whoever finishes first
+        ahead = self._shares_ready(run.lab, chosen)
+        if ahead:
+            return [(run, share) for share in ahead]
         shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
         return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
+
+    def _shares_ready(self, lab: Lab, chosen: list[str]) -> list[tuple[str, ...]]:
+        """The shares of the workers forked ahead for this lab, if together they are exactly the tests
+        chosen now. Dealing again could share the tests out differently (another `workshop` command
+        may have timed the tests since, in the same cache), and the workers forked ahead would be wasted."""
+        if not self._ready:
+            return []
+        key = self._ready_key(lab)
+        ahead = [ready.nodeids for ready in self._ready if ready.run.lab.id == lab.id and ready.ready_key == key]
+        return ahead if sorted(nodeid for share in ahead for nodeid in share) == sorted(chosen) else []
 
     def ready_next(self, lab: Lab) -> None:
         """Fork the workers of the lab's next whole grading now, each waiting with the grader loaded
