@@ -39,6 +39,7 @@ def shared_session():
     import moto  # noqa: F401  (moto first, so that the session's clients can be mocked)
 
     _one_moto_loader()
+    _moto_remembers_where_values_are()
     session = boto3.session.Session()
     _moto_asks_for_regions(session)
     return session
@@ -64,6 +65,50 @@ def _one_moto_loader():
     loader = loaders.create_loader()
     utils.create_loader = lambda: loader
     return loader
+
+
+def _moto_remembers_where_values_are() -> None:
+    """moto writes each response by looking every field of the AWS model up in its own result, under
+    each name the field may have there (as is, its shape's name, snake_case, without a prefix...): six
+    tests for every field of every value. A DynamoDB item is a plain dict, and for a dict those names
+    depend only on the field and its shape, so they are worked out once per field here: a query of 100
+    items takes 24 ms in moto instead of 57, `workshop check 4` 1.04 s instead of 1.13 (medians of 6).
+    Any other result, or a picker that transforms values, is looked up as moto does; the values found,
+    and the order the names are tried in, are moto's (tests/meta/test_grading_aws.py compares them)."""
+    from moto.core import serialize
+    from moto.core.utils import MISSING, get_value
+
+    picker = serialize.AttributePicker
+    if getattr(picker.__call__, "remembers_names", False):
+        return
+    moto_pick = picker.__call__
+    names_of: dict[tuple, tuple] = {}  # (picker class, field, its shape's id) -> shape, parent, names, dotted
+
+    def pick(self, context):
+        plain = type(context.obj) is dict and self.alias_providers is serialize.DEFAULT_ALIAS_PROVIDERS
+        if not plain or self.response_transformers:
+            return moto_pick(self, context)
+        shape, parent = context.shape, getattr(context.shape, "parent", None)
+        field = (type(self), context.key, id(shape))
+        known = names_of.get(field)
+        if known is None or known[0] is not shape or known[1] is not parent:  # kept alive here: an id is never reused
+            names = tuple(self.get_possible_keys(context))
+            known = names_of[field] = (shape, parent, names, any("." in name for name in names))
+        if known[3]:  # a dotted name is a path into the result: moto's own lookup follows it
+            for name in known[2]:
+                value = get_value(context.obj, name, MISSING)
+                if value is not MISSING:
+                    return value
+            return None
+        for name in known[2]:
+            value = context.obj.get(name, MISSING)
+            if value is not MISSING:
+                return value
+        return None
+
+    pick.remembers_names = True  # type: ignore[attr-defined]
+    pick.__wrapped__ = moto_pick  # type: ignore[attr-defined]  (moto's own, for the test that compares them)
+    picker.__call__ = pick  # type: ignore[method-assign]
 
 
 class _EC2BackendsOnFirstUse:
