@@ -435,6 +435,23 @@ def test_watch_grades_a_save_with_workers_forked_before_it_and_never_with_stale_
     assert template["failing"] == code["failing"], "the same code grades the same after a save of the template"
 
 
+def test_moto_sns_signing_key_is_made_before_the_workers_are_forked(monkeypatch):
+    """moto signs SNS envelopes with an RSA key, 10 to 75 ms to make: the parent makes it while it prepares
+    a lab whose grader fans out, so the workers forked after it (every watch save) have it already."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from workshop.grading import sns_delivery, warmup
+
+    sns_delivery.signing_key.cache_clear()
+    warmup.load_ahead("lab05_fan_out")
+
+    def made_again(*args, **kwargs):
+        raise AssertionError("a worker made its own SNS signing key")
+
+    monkeypatch.setattr(rsa, "generate_private_key", made_again)
+    assert sns_delivery.signing_key().key_size == 2048
+
+
 # --- scheduling: several labs ------------------------------------------------------------------
 
 

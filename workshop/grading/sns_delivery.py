@@ -142,7 +142,7 @@ def _subscriber(resources: dict, function: str, subscription: dict) -> Subscribe
 
 
 @cache
-def _signing_key() -> Any:
+def signing_key() -> Any:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -157,7 +157,7 @@ def share_one_signing_key() -> None:
     """
     from moto.sns.models import Subscription
 
-    Subscription.private_key = lambda subscription: _signing_key()  # type: ignore[method-assign]
+    Subscription.private_key = lambda subscription: signing_key()  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

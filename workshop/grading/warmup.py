@@ -253,6 +253,9 @@ def load_ahead(lab_id: str, first_calls: bool = False) -> None:
             services.append(service)
     if first_calls:
         call_each(session, services)
+    delivery = sys.modules.get("workshop.grading.sns_delivery")  # imported with a grader that fans out
+    if delivery is not None:
+        delivery.signing_key()  # an RSA key (10 to 75 ms to make): made here once, not in every worker
 
 
 def call_each(session, services: list[str]) -> None:
