@@ -93,7 +93,7 @@ def _reads(session) -> dict[str, object]:
 
 def test_moto_answers_the_same_when_it_remembers_where_a_fields_value_is():
     """The graders' moto works out once per field where a plain dict result keeps its value (DynamoDB's
-    items: 57 ms a 100-item query in moto's own way, 24 ms so); every answer is moto's own, to the byte."""
+    items: 57 ms a 100-item query in moto's own way, 24 ms so); every answer is moto's own, field for field."""
     from moto.core import serialize
 
     from workshop.grading import warmup
