@@ -83,7 +83,9 @@ def _moto_remembers_where_values_are() -> None:
     if getattr(picker.__call__, "remembers_names", False):
         return
     moto_pick = picker.__call__
-    names_of: dict[tuple, tuple] = {}  # (picker class, field, its shape's id) -> shape, parent, names, dotted
+    # (picker class, field, its shape's id) -> the shape (kept alive, so that its id is never reused),
+    # the shape's parent, the names to try, and whether one of them is dotted
+    names_of: dict[tuple, tuple] = {}
 
     def pick(self, context):
         plain = type(context.obj) is dict and self.alias_providers is serialize.DEFAULT_ALIAS_PROVIDERS
@@ -92,7 +94,7 @@ def _moto_remembers_where_values_are() -> None:
         shape, parent = context.shape, getattr(context.shape, "parent", None)
         field = (type(self), context.key, id(shape))
         known = names_of.get(field)
-        if known is None or known[0] is not shape or known[1] is not parent:  # kept alive here: an id is never reused
+        if known is None or known[1] is not parent:
             names = tuple(self.get_possible_keys(context))
             known = names_of[field] = (shape, parent, names, any("." in name for name in names))
         if known[3]:  # a dotted name is a path into the result: moto's own lookup follows it
