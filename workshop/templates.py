@@ -145,25 +145,51 @@ def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
         raise TemplateError(f"SAM cannot transform the template: {causes}") from None
 
 
-_loaded: dict[tuple[Path, str], dict[str, Any]] = {}
+_loaded: dict[str, dict[str, Any]] = {}
 _transformed: dict[str, dict[str, Any]] = {}
 
 
 def loaded(path: Path) -> dict[str, Any]:
     """load(), remembered by the template's text: a copy each time, so no caller changes another's.
 
-    The grading engine loads each template once, before it forks the lab's worker; YAML parsing in
-    pure Python takes tens of milliseconds a template, and a grader reads its template in every check.
+    The grading engine loads each template before it forks the lab's worker, and a grader reads its
+    template in every check. YAML parsing in pure Python takes 20-50 ms a template, so the result is
+    kept on disk too (as JSON, read in well under a millisecond), unless JSON would change it (a date).
     """
     path = path.resolve()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return load(path)  # load() says what is wrong with the path
-    if (path, text) not in _loaded:
-        _loaded[(path, text)] = load(path)
-    return copy.deepcopy(_loaded[(path, text)])
+    key = _cache_key(text)
+    if key not in _loaded:
+        cached = paths.CACHE / "templates" / f"{key}.yaml.json"
+        template = _read_cache(cached)
+        if template is None:
+            template = load(path)
+            if json.loads(encoded := json.dumps(template, default=str)) == template:
+                _write_cache(cached, encoded)
+        _loaded[key] = template
+    return copy.deepcopy(_loaded[key])
 
+
+def _cache_key(*parts: str) -> str:
+    """What a cached result depends on: the parts given, and the version of samtranslator that read it."""
+    return hashlib.sha256("\0".join([*parts, metadata.version("aws-sam-translator")]).encode()).hexdigest()[:32]
+
+
+def _read_cache(cached: Path) -> Any:
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not cached yet, or a damaged entry
+
+
+def _write_cache(cached: Path, encoded: str) -> None:
+    try:
+        paths.write_atomically(cached, encoded)
+    except OSError:
+        pass  # a read-only checkout still grades, only more slowly
 
 
 def transformed(path: Path) -> dict[str, Any]:
@@ -177,20 +203,14 @@ def transformed(path: Path) -> dict[str, Any]:
     """
     path = path.resolve()
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    key = hashlib.sha256(f"{path.parent.name}\0{text}\0{metadata.version('aws-sam-translator')}".encode()).hexdigest()[:32]
+    key = _cache_key(path.parent.name, text)
     if key in _transformed:
         return _transformed[key]
     cached = paths.CACHE / "templates" / f"{key}.json"
-    try:
-        result = json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = None  # not cached yet, or a damaged entry: transform again
+    result = _read_cache(cached)
     if result is None:
         result = transform(load(path), path.parent)
-        try:
-            paths.write_atomically(cached, json.dumps(result))
-        except OSError:
-            pass  # a read-only checkout still grades, only more slowly
+        _write_cache(cached, json.dumps(result))
     _transformed[key] = result
     return result
 

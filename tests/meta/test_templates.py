@@ -144,6 +144,35 @@ def test_a_broken_template_gets_a_clear_error(tmp_path):
         templates.transform(templates.load(tmp_path / "template.yaml"), tmp_path)
 
 
+def test_a_loaded_template_is_read_from_the_cache_next_time_unless_json_would_change_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
+    template = tmp_path / "template.yaml"
+    template.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n")
+    monkeypatch.setattr(templates, "_loaded", {})
+    first = templates.loaded(template)
+    assert first["Resources"]["Queue"]["Properties"]["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
+    first["Resources"].clear()  # a caller's change reaches no other caller
+    parsed = []
+    monkeypatch.setattr(templates, "load", lambda path: parsed.append(path) or pytest.fail("parsed again"))
+    monkeypatch.setattr(templates, "_loaded", {})  # a new process: only the disk remembers
+    assert templates.loaded(template)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+    assert not parsed
+    # A date (an unquoted policy Version) is not JSON: that template is parsed each time, and stays a date.
+    monkeypatch.undo()
+    monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
+    template.write_text("Resources:\n  Policy:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      PolicyDocument:\n        Version: 2012-10-17\n")
+    for _ in range(2):
+        monkeypatch.setattr(templates, "_loaded", {})
+        assert templates.loaded(template)["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Version"] == date(2012, 10, 17)
+    assert len(list((tmp_path / "cache" / "templates").glob("*.yaml.json"))) == 1, "only the first template was cached"
+    # A damaged entry is read as no entry.
+    for entry in (tmp_path / "cache" / "templates").glob("*.yaml.json"):
+        entry.write_text("{not json")
+    template.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n")
+    monkeypatch.setattr(templates, "_loaded", {})
+    assert templates.loaded(template)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+
+
 def test_every_file_names_the_same_powertools_layer_version():
     """Templates, hints, pages and graders all name one layer version: a bump is one search and replace,
     and this test finds the place it missed."""
