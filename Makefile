@@ -15,14 +15,17 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The real AWS SAM CLI, in a virtual environment of its own: it pins its own boto3.
 SAM_VENV := .venv-sam
+# The project's own modules, compiled ahead (see $(BYTECODE)'s rule); labs/ is the learner's to edit.
+OWN_SOURCES := $(shell find workshop tests solutions -name '*.py' -not -path '*/.*')
+BYTECODE := $(VENV)/.compiled
 
 .PHONY: check test docs bench mutants upgrade sam-validate clean chromium
 
-check: $(STAMP) ## Grade your labs and show your progress
+check: $(STAMP) $(BYTECODE) ## Grade your labs and show your progress
 	@# Unfinished tasks (exit 1) are the normal state of a workshop, not a failure of make; errors (2+) are.
 	@$(BIN)/workshop check; status=$$?; [ $$status -le 1 ]
 
-test: $(TEST_STAMP) chromium ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks, the site in a browser)
+test: $(TEST_STAMP) chromium $(BYTECODE) ## The project's whole test suite (graders against solutions, integrity, templates, docs, notebooks, the site in a browser)
 	@# -rs prints why anything was skipped (the browser test, on a machine without Chromium). pytest-xdist
 	@# hands whole files to one worker per core (at most 4: many tests start gradings of their own), in
 	@# collection order, where tests/meta/conftest.py puts the longest first (xdist's own order, most
@@ -65,6 +68,14 @@ $(TEST_STAMP): $(STAMP)
 	@$(INSTALL) -e '.[test]' >> $(VENV)/install.log 2>&1 \
 	   || { tail -n 40 $(VENV)/install.log; echo "Installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(TEST_STAMP)
+
+# Our own modules' bytecode, as uv compiles the installed packages' (--compile-bytecode): where Python
+# may not write it itself (PYTHONDONTWRITEBYTECODE, which many containers set) every `workshop` process
+# compiled them again, 60-70 ms of a one-second grading. Redone when one changes. A file that does not
+# compile is left to whatever imports it, which says so where it is read.
+$(BYTECODE): $(STAMP) $(OWN_SOURCES)
+	@$(BIN)/python -m compileall -q workshop tests solutions > /dev/null 2>&1 || true
+	@touch $(BYTECODE)
 
 # The newest versions pyproject.toml allows, locked, then the whole suite against them: commit
 # constraints.txt only when it passes.

@@ -4,10 +4,13 @@ commands install through it, and the public CI runs the README's test command wi
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -89,3 +92,42 @@ def _longest_first() -> tuple[str, ...]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.LONGEST_FIRST
+
+
+def test_make_compiles_the_project_s_own_modules_and_again_only_what_changed(tmp_path):
+    """Where Python may not write bytecode (PYTHONDONTWRITEBYTECODE), every `workshop` process would compile
+    our modules again: make check and make test compile them first, and a broken file stops neither."""
+    shutil.copy(paths.ROOT / "Makefile", tmp_path)
+    sources = {name: tmp_path / name for name in ("workshop/cli.py", "tests/test_lab.py", "solutions/lab/app.py", "labs/lab/app.py")}
+    for source in sources.values():
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("ANSWER = 42\n", encoding="utf-8")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    for made in ("pyproject.toml", "constraints.txt", ".venv/.installed"):  # installed after its inputs changed
+        (tmp_path / made).touch()
+
+    def make() -> None:
+        run = subprocess.run(["make", "--no-print-directory", "-s", ".venv/.compiled"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        assert run.returncode == 0, run.stdout + run.stderr
+
+    def compiled_from(source: Path) -> int | None:
+        """The source mtime a module's bytecode was compiled from (None: it has none)."""
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        return int.from_bytes(cached.read_bytes()[8:12], "little") if cached.is_file() else None
+
+    make()
+    for name in ("workshop/cli.py", "tests/test_lab.py", "solutions/lab/app.py"):
+        assert compiled_from(sources[name]) == int(sources[name].stat().st_mtime), f"{name} was not compiled"
+    assert compiled_from(sources["labs/lab/app.py"]) is None, "the learner's labs/ are theirs: Python compiles what they edit"
+    edited, untouched = sources["solutions/lab/app.py"], sources["workshop/cli.py"]
+    before = Path(importlib.util.cache_from_source(str(untouched))).stat().st_mtime_ns
+    edited.write_text("ANSWER = 43\n", encoding="utf-8")
+    os.utime(edited, (edited.stat().st_atime + 5, edited.stat().st_mtime + 5))  # a later save, whatever the clock's grain
+    make()
+    assert compiled_from(edited) == int(edited.stat().st_mtime), "an edited module was not compiled again"
+    assert Path(importlib.util.cache_from_source(str(untouched))).stat().st_mtime_ns == before
+    untouched.write_text("def broken(:\n", encoding="utf-8")
+    os.utime(untouched, (untouched.stat().st_atime + 10, untouched.stat().st_mtime + 10))
+    make()  # a file that does not compile is reported by what imports it, not by make
