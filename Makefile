@@ -38,10 +38,10 @@ docs: $(STAMP) ## Serve the workshop site on http://127.0.0.1:8000
 	@$(BIN)/python -m workshop.docs_snippets --write
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
-bench: $(STAMP) ## Print the performance figures and write them to docs/snippets/bench.md for the site
+bench: $(STAMP) $(BYTECODE) ## Print the performance figures and write them to docs/snippets/bench.md for the site
 	$(BIN)/workshop bench --write
 
-mutants: $(STAMP) ## The mutation gate: how many small wrong changes to the solutions the graders catch, per lab (several minutes)
+mutants: $(STAMP) $(BYTECODE) ## The mutation gate: how many small wrong changes to the solutions the graders catch, per lab (several minutes)
 	$(BIN)/python -m workshop.mutants
 
 clean: ## Remove the virtual environments and build output
