@@ -205,7 +205,9 @@ class Engine:
         while waiting or jobs or active:
             while (jobs or waiting) and len(active) < parallel():
                 if not jobs:
-                    jobs = self._jobs(waiting.pop(0), only, first_calls)
+                    next_run = waiting.pop(0)
+                    # While other labs wait for a core, sharing this one's tests out would only add workers.
+                    jobs = self._jobs(next_run, only, first_calls, alone=len(waiting) >= parallel())
                 run, nodeids = jobs.pop(0)
                 active.append(self._claim_ready(run, nodeids) or self._start(run, nodeids))
             if active and waiting and waiting[0].lab.id not in prepared:
@@ -228,10 +230,12 @@ class Engine:
                 warmup.remember_seconds(run.lab.id, run.grader_digest, run.seconds)
         return runs
 
-    def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]], first_calls: bool) -> list[tuple[LabRun, tuple[str, ...]]]:
-        """A lab's tests, dealt out to as many workers as it has tests for, by how long each took last
-        time. The list is the one the grader's last whole run collected, kept for that grader's text
-        only: without it (a first run, a changed grader) one worker runs the whole grader, and tells."""
+    def _jobs(self, run: LabRun, only: dict[str, tuple[str, ...]], first_calls: bool,
+              alone: bool = False) -> list[tuple[LabRun, tuple[str, ...]]]:
+        """A lab's tests, dealt out to as many workers as it has tests for (one, when `alone`), by how
+        long each took last time. The list is the one the grader's last whole run collected, kept for
+        that grader's text only: without it (a first run, a changed grader) one worker runs the whole
+        grader, and tells."""
         self.warm([run.lab], first_calls)
         run.grader_digest = _grader_digest(run.lab)
         tests = warmup.tests_of(run.lab.id, run.grader_digest)
@@ -242,7 +246,7 @@ class Engine:
         ahead = self._shares_ready(run.lab, chosen)
         if ahead:
             return [(run, share) for share in ahead]
-        shares = max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
+        shares = 1 if alone else max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
         return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
 
     def _shares_ready(self, lab: Lab, chosen: list[str]) -> list[tuple[str, ...]]:

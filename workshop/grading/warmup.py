@@ -21,7 +21,7 @@ from unittest import mock
 from workshop import paths
 
 # Only libraries are ever loaded ahead: never the learner's code, nor a grader module. (aws_xray_sdk is
-# Powertools' Tracer's: its recorder creates two botocore sessions when imported, which each of lab 3's
+# Powertools' Tracer's: its recorder creates two X-Ray clients when imported, which each of lab 3's
 # workers paid, 0.08 s of every watch save.)
 LIBRARIES = frozenset(
     {"boto3", "botocore", "s3transfer", "moto", "responses", "werkzeug", "xmltodict", "aws_lambda_powertools",
@@ -235,7 +235,10 @@ def load_ahead(lab_id: str, first_calls: bool = False) -> None:
     if "moto.ssm.models" in modules:
         import_moto_ssm()
     session = shared_session()
-    with mock.patch("boto3.Session", lambda *args, **kwargs: session):
+    # Modules that make clients when imported make them with this session: aws_xray_sdk's recorder makes
+    # two (through botocore's own get_session), each reading botocore's endpoints and X-Ray's model again.
+    with mock.patch("boto3.Session", lambda *args, **kwargs: session), \
+            mock.patch("botocore.session.get_session", lambda *args, **kwargs: session._session):
         for name in modules:
             if name in sys.modules:
                 continue
