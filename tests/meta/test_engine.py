@@ -567,6 +567,12 @@ def test_labs_waiting_for_a_core_get_one_worker_each_and_the_last_share_their_te
     started.clear()
     engine.grade(labs[:1])
     assert started == {labs[0].id: [4, 4]}, "one lab alone is shared among the cores"
+    # ... unless its tests took less together last time than another worker costs to start (lab 6's).
+    quick = {f"{labs[0].id}::test_{n}": 0.005 for n in range(8)}
+    monkeypatch.setattr(grading_engine.warmup, "seconds_of", lambda lab_id, digest: quick)
+    started.clear()
+    engine.grade(labs[:1])
+    assert started == {labs[0].id: [8]}, started
 
 
 def test_a_grading_collects_garbage_less_often_and_gives_the_thresholds_back(monkeypatch):

@@ -39,6 +39,9 @@ from workshop.manifest import Lab
 POLL_SECONDS = 0.05
 # A lab's tests are shared among workers when each gets at least this many (a worker costs a fork).
 TESTS_PER_WORKER = 4
+# ... and, when they were timed, each share took at least this long last time: a worker costs about 0.05 s
+# to start, more than all of lab 6's tests take together.
+SECONDS_PER_WORKER = 0.15
 # A test's own timers (budget.py) end it long before this; past it, the learner's code has defeated
 # them (a catch-all `except BaseException`, a C library that never returns) and the worker is killed.
 STUCK_SECONDS = 2 * budget.WALL_SECONDS + 5
@@ -246,8 +249,11 @@ class Engine:
         ahead = self._shares_ready(run.lab, chosen)
         if ahead:
             return [(run, share) for share in ahead]
+        seconds = warmup.seconds_of(run.lab.id, run.grader_digest)
         shares = 1 if alone else max(1, min(parallel(), len(chosen) // TESTS_PER_WORKER))
-        return [(run, share) for share in _deal(chosen, shares, warmup.seconds_of(run.lab.id, run.grader_digest))]
+        if all(nodeid in seconds for nodeid in chosen):
+            shares = max(1, min(shares, int(sum(seconds[nodeid] for nodeid in chosen) / SECONDS_PER_WORKER)))
+        return [(run, share) for share in _deal(chosen, shares, seconds)]
 
     def _shares_ready(self, lab: Lab, chosen: list[str]) -> list[tuple[str, ...]]:
         """The shares of the workers forked ahead for this lab, if together they are exactly the tests
