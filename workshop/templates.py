@@ -178,11 +178,13 @@ def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\0".join([*parts, metadata.version("aws-sam-translator")]).encode()).hexdigest()[:32]
 
 
-def _read_cache(cached: Path) -> Any:
+def _read_cache(cached: Path) -> dict[str, Any] | None:
+    """A cached template; None when there is none yet, or a damaged entry (then it is made again)."""
     try:
-        return json.loads(cached.read_text(encoding="utf-8"))
+        found = json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None  # not cached yet, or a damaged entry
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _write_cache(cached: Path, encoded: str) -> None:

@@ -165,12 +165,13 @@ def test_a_loaded_template_is_read_from_the_cache_next_time_unless_json_would_ch
         monkeypatch.setattr(templates, "_loaded", {})
         assert templates.loaded(template)["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Version"] == date(2012, 10, 17)
     assert len(list((tmp_path / "cache" / "templates").glob("*.yaml.json"))) == 1, "only the first template was cached"
-    # A damaged entry is read as no entry.
-    for entry in (tmp_path / "cache" / "templates").glob("*.yaml.json"):
-        entry.write_text("{not json")
+    # A damaged entry is read as no entry, and made again.
     template.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n")
-    monkeypatch.setattr(templates, "_loaded", {})
-    assert templates.loaded(template)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+    for damage in ("{not json", "[1, 2]"):
+        for entry in (tmp_path / "cache" / "templates").glob("*.yaml.json"):
+            entry.write_text(damage)
+        monkeypatch.setattr(templates, "_loaded", {})
+        assert templates.loaded(template)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue", damage
 
 
 def test_every_file_names_the_same_powertools_layer_version():
