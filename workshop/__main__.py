@@ -1,3 +1,3 @@
-from workshop.cli import main
+from workshop.cli import run
 
-raise SystemExit(main())
+run()

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import unquote_plus
 
 from workshop import docs_snippets, manifest, paths
@@ -964,8 +965,11 @@ def main(runs: int | None = None, suite: bool = True, write: bool = False, quick
     return 0
 
 
-def probe_main(arguments: list[str]) -> None:
-    """One probe, in the fresh process `_probe_in_fresh_process` started: its figures as JSON."""
+def probe_main(arguments: list[str]) -> NoReturn:
+    """One probe, in the fresh process `_probe_in_fresh_process` started: its figures as JSON; then the
+    process ends as `workshop` does (process_exit.py), not through Python's teardown."""
+    from workshop.process_exit import exit_now
+
     if arguments[0] == "writes":
         print(json.dumps(write_ratio(int(arguments[1]))))
     elif arguments[0] == "local":
@@ -980,6 +984,7 @@ def probe_main(arguments: list[str]) -> None:
     else:
         function, variant, calls = arguments[0], arguments[1], int(arguments[2])
         print(json.dumps(probe(function, variant, calls)))
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import pytest
 
 from workshop import manifest, paths, starters
 
+import launcher  # tests/meta is on sys.path (pytest's default prepend import mode)
+
 LAB1 = manifest.find("lab01")
 APP1 = "lab01_api_gateway/items_api/app.py"
 
@@ -33,15 +35,10 @@ def labs(tmp_path: Path) -> Path:
 
 
 def workshop(labs: Path, *arguments: str, timeout: float = 300, cwd: Path = paths.ROOT, **environment: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*paths.workshop_command(), *arguments],
-        cwd=cwd,
-        env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1", **environment},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    """The real `workshop` command with stdin not a terminal, forked from this test process's warm
+    launcher (launcher.py: the same console script, without importing the libraries again)."""
+    env = {**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1", **environment}
+    return launcher.run(list(arguments), cwd=cwd, env=env, timeout=timeout)
 
 
 def graded(labs: Path, *arguments: str, cwd: Path = paths.ROOT, **environment: str) -> dict:

@@ -19,6 +19,7 @@ import pytest
 
 from workshop import manifest, paths, starters
 
+import launcher  # tests/meta is on sys.path, as for test_cli
 from test_cli import labs  # noqa: F401 (the fixture: a copy of the untouched starters; tests/meta is on sys.path)
 
 LAB1 = manifest.find("lab01")
@@ -35,16 +36,11 @@ def _without_root_privileges() -> None:
 
 def workshop(labs: Path, *arguments: str, obey_modes: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI with stdin not a terminal; `obey_modes`: unreadable files stay unreadable, even as root."""
-    return subprocess.run(
-        [*paths.workshop_command(), *arguments],
-        cwd=paths.ROOT,
-        env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_without_root_privileges if obey_modes and os.geteuid() == 0 else None,
-    )
+    env = {**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"}
+    if obey_modes and os.geteuid() == 0:  # a process of its own that drops root's privileges first
+        return subprocess.run([*paths.workshop_command(), *arguments], cwd=paths.ROOT, env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL, preexec_fn=_without_root_privileges)
+    return launcher.run(list(arguments), cwd=paths.ROOT, env=env, timeout=120)
 
 
 def backups_of(labs: Path, lab: manifest.Lab = LAB1) -> list[Path]:
@@ -138,15 +134,8 @@ def answering(labs: Path, answer: str, *arguments: str) -> subprocess.CompletedP
     typist, terminal = pty.openpty()
     try:
         os.write(typist, (answer + "\n").encode() if answer else b"\x04")
-        return subprocess.run(
-            [*paths.workshop_command(), *arguments],
-            cwd=paths.ROOT,
-            env={**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"},
-            stdin=terminal,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        env = {**os.environ, "WORKSHOP_LABS": str(labs), "NO_COLOR": "1"}
+        return launcher.run(list(arguments), cwd=paths.ROOT, env=env, timeout=120, stdin=terminal)
     finally:
         os.close(typist)
         os.close(terminal)
