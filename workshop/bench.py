@@ -382,6 +382,14 @@ class ApiServer:
     console: list[str]
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """For a child process (preexec_fn): Ctrl-C (SIGINT) stops it, as when a learner starts it in a
+    terminal, even where this process was started with SIGINT ignored (`command &` in a script)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def start_api_process(lab: str, target: str = "solutions", env: dict[str, str] | None = None):
     """`workshop start-api LAB --port 0` in a fresh process, until it says where it listens; stopped with
@@ -398,6 +406,7 @@ def start_api_process(lab: str, target: str = "solutions", env: dict[str, str] |
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal if os.name == "posix" else None,
     )
     console: list[str] = []
     listening = threading.Event()

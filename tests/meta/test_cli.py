@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from workshop import manifest, paths, starters
+from workshop import bench, manifest, paths, starters
 
 import launcher  # tests/meta is on sys.path (pytest's default prepend import mode)
 
@@ -141,6 +141,7 @@ def test_watch_grades_again_after_a_save_and_shows_finished_labs_as_done(labs):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=bench.ctrl_c_as_in_a_terminal,  # the test sends it Ctrl-C
     )
     screens: list[str] = []
     try:

@@ -422,6 +422,7 @@ def test_the_command_serves_until_ctrl_c_then_exits_0(stop):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=bench.ctrl_c_as_in_a_terminal,  # the test sends it Ctrl-C
     )
     output = ""
     try:
