@@ -165,6 +165,33 @@ def test_watch_grades_again_after_a_save_and_shows_finished_labs_as_done(labs):
     assert "workshop watch" not in "".join(screens), "watch suggests itself"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped KeyboardInterrupt
+def test_a_ctrl_c_that_python_drops_still_stops_watch(monkeypatch):
+    """Python drops a KeyboardInterrupt raised while it runs a finalizer (`Exception ignored in ...`):
+    a Ctrl-C that lands in one must stop watch all the same."""
+    from workshop import watch
+
+    class PressesCtrlCWhenCollected:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the Ctrl-C interrupts this sleep: inside the finalizer
+
+    graded = []
+
+    def grade(labs):
+        graded.append(labs)
+        assert len(graded) < 4, "watch went on grading after a Ctrl-C"
+        PressesCtrlCWhenCollected()  # collected at once
+        return {}
+
+    monkeypatch.setattr(watch, "grade", grade)
+    monkeypatch.setattr(watch, "show", lambda *shown: None)
+    monkeypatch.setattr(watch, "ready_next", lambda lab: None)
+    with pytest.raises(KeyboardInterrupt):
+        watch.watch(LAB1)
+    assert len(graded) == 1, "watch graded again after the Ctrl-C"
+
+
 def test_verify_checks_solutions_starters_and_hints(labs):
     run = workshop(labs, "verify")
     assert run.returncode == 0, run.stdout[-3000:]
