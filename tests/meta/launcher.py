@@ -21,6 +21,7 @@ own; `WORKSHOP_TEST_FRESH=1` makes every run fresh, and the bench (`make bench`)
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import locale
 import os
@@ -95,10 +96,11 @@ class _Launcher:
         theirs.close()
         self.socket = ours
         self.lock = threading.Lock()
+        self.broken = False
         atexit.register(self.close)
 
     def close(self) -> None:
-        self.socket.close()  # the launcher ends at the end of its socket
+        self.socket.close()  # the launcher ends at the end of its socket (closing twice is harmless)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -112,20 +114,30 @@ class _Launcher:
         devnull = os.open(os.devnull, os.O_RDONLY) if stdin is None else None
         request = json.dumps({"argv": command, "cwd": str(cwd), "env": env}).encode()
         with self.lock:
+            answered = False  # the launcher's two answers (pid, then exit status) were read: in step for the next
             try:
-                socket.send_fds(self.socket, [request], [stdin if devnull is None else devnull, out_write, err_write])
+                try:
+                    socket.send_fds(self.socket, [request], [stdin if devnull is None else devnull, out_write, err_write])
+                finally:
+                    for fd in (out_write, err_write, devnull):
+                        if fd is not None:
+                            os.close(fd)
+                pid = int(self._answer(deadline, command, timeout, None))
+                try:
+                    out, err = _read_until_closed([out_read, err_read], deadline)
+                except TimeoutError:
+                    _kill_group(pid)
+                    self._answer(time.monotonic() + 30, command, timeout, pid)
+                    answered = True
+                    raise subprocess.TimeoutExpired(command, timeout) from None
+                status = int(self._answer(deadline + 30, command, timeout, pid))  # its output closed: it has ended, or nearly
+                answered = True
             finally:
-                for fd in (out_write, err_write, devnull):
-                    if fd is not None:
+                if not answered:
+                    self.broken = True  # out of step: the next command gets a new launcher
+                for fd in (out_read, err_read):
+                    with contextlib.suppress(OSError):
                         os.close(fd)
-            pid = int(self._answer(deadline, command, timeout, None))
-            try:
-                out, err = _read_until_closed([out_read, err_read], deadline)
-            except TimeoutError:
-                _kill_group(pid)
-                self._answer(time.monotonic() + 30, command, timeout, pid)
-                raise subprocess.TimeoutExpired(command, timeout) from None
-            status = int(self._answer(deadline + 30, command, timeout, pid))  # its output closed: it has ended, or nearly
         return subprocess.CompletedProcess(command, os.waitstatus_to_exitcode(status), _text(out), _text(err))
 
     def _answer(self, deadline: float, command: list[str], timeout: float, pid: int | None) -> bytes:
@@ -147,20 +159,16 @@ def _read_until_closed(fds: list[int], deadline: float) -> tuple[bytes, bytes]:
     with selectors.DefaultSelector() as selector:
         for fd in fds:
             selector.register(fd, selectors.EVENT_READ)
-        try:
-            while selector.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                for key, _ in selector.select(left):
-                    data = os.read(key.fd, 65536)
-                    if data:
-                        chunks[key.fd].append(data)
-                    else:
-                        selector.unregister(key.fd)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            for key, _ in selector.select(left):
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
     return b"".join(chunks[fds[0]]), b"".join(chunks[fds[1]])
 
 
@@ -182,7 +190,9 @@ _launchers: dict[int, _Launcher] = {}
 def _launcher() -> _Launcher:
     """This process's launcher, started at its first command (a fork of a test process starts its own)."""
     launcher = _launchers.get(os.getpid())
-    if launcher is None or launcher.process.poll() is not None:
+    if launcher is None or launcher.broken or launcher.process.poll() is not None:
+        if launcher is not None:
+            launcher.close()
         launcher = _launchers[os.getpid()] = _Launcher()
     return launcher
 
