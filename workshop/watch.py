@@ -43,25 +43,18 @@ def watch(lab: Lab, max_rounds: int | None = None) -> int:
         while max_rounds is None or rounds < max_rounds:
             if stopping.is_set():  # a Ctrl-C whose KeyboardInterrupt something swallowed
                 raise KeyboardInterrupt
-            rounds, seen = _round(lab, folder, rounds, seen, results)
+            current = snapshot(folder)
+            if current != seen:
+                seen = current
+                rounds += 1
+                results.update(grade([lab]))
+                show(lab, results, folder)
+                ready_next(lab)
+            elif len(results) < len(manifest.labs()):
+                results.update(grade([other for other in manifest.labs() if other.id not in results]))
+                show(lab, results, folder)
+            time.sleep(POLL_SECONDS)
     return 0
-
-
-def _round(lab: Lab, folder: Path, rounds: int, seen: dict[str, float] | None,
-           results: dict[str, object]) -> tuple[int, dict[str, float] | None]:
-    """Grade the lab if a file changed, else one lab not graded yet; then wait a little."""
-    current = snapshot(folder)
-    if current != seen:
-        seen = current
-        rounds += 1
-        results.update(grade([lab]))
-        show(lab, results, folder)
-        ready_next(lab)
-    elif len(results) < len(manifest.labs()):
-        results.update(grade([other for other in manifest.labs() if other.id not in results]))
-        show(lab, results, folder)
-    time.sleep(POLL_SECONDS)
-    return rounds, seen
 
 
 @contextmanager

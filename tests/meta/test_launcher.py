@@ -32,7 +32,7 @@ def test_a_forked_command_prints_and_exits_as_a_fresh_one(arguments):
     assert forked.stdout or forked.stderr, "the command printed nothing: the comparison proves nothing"
 
 
-def test_each_command_reads_its_own_environment_and_folder(tmp_path):
+def test_each_command_reads_its_own_environment(tmp_path):
     starter = tmp_path / "labs"
     lab = manifest.find("lab01")
     starters.write_files(starter / lab.id, starters.files_in(paths.ROOT / "labs" / lab.id))
