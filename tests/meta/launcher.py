@@ -6,8 +6,8 @@ it does anything, 0.5 to 1.6 s of CPU, two hundred times a run. Here, each test 
 launcher: a child that has imported those libraries once, and forks a copy of itself per command. The
 copy becomes the command: its own session and process group, the caller's stdin, stdout and stderr
 (passed over a Unix socket), environment, working folder and arguments; then it runs the console script
-itself (`.venv/bin/workshop`) and exits as that script would, through Python's own shutdown (threads
-joined, atexit, exit code). The workshop's own modules are never imported by the launcher, so each
+itself (`.venv/bin/workshop`) and ends as that script does (workshop/process_exit.py: threads joined,
+atexit, the exit code). The workshop's own modules are never imported by the launcher, so each
 command imports them fresh under its own environment (paths.py reads WORKSHOP_LABS when imported).
 
 What a fresh process still does that this one does not: the interpreter's start and the libraries'
@@ -35,8 +35,6 @@ import threading
 import time
 from pathlib import Path
 
-# Where a learner's `workshop` lives: beside the Python of the virtual environment (paths.workshop_command()).
-SCRIPT = Path(sys.executable).with_name("workshop")
 # What every `workshop` command imports before it does anything; a name that fails to import is skipped.
 PRELOAD = (
     "boto3", "botocore.session", "botocore.client", "botocore.parsers", "botocore.serialize", "botocore.endpoint",
@@ -67,8 +65,9 @@ def run(arguments: list[str], *, cwd: Path, env: dict[str, str], timeout: float,
     """`workshop ARGUMENTS` as subprocess.run(..., capture_output=True, text=True) runs it, with `stdin`
     (a file descriptor; default /dev/null). Raises subprocess.TimeoutExpired after `timeout` seconds,
     with the command's process group killed."""
-    command = [str(SCRIPT) if SCRIPT.is_file() else sys.executable, *([] if SCRIPT.is_file() else ["-m", "workshop"]),
-               *arguments]
+    from workshop import paths  # here, not at the top: the launcher itself imports none of the workshop's modules
+
+    command = [*paths.workshop_command(), *arguments]
     if fresh or not can_fork() or changes_startup(env):
         return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL if stdin is None else stdin)
@@ -243,13 +242,11 @@ def _become(request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     argv = request["argv"]
-    sys.path[0] = str(Path(argv[0]).parent)  # the script's folder, as Python sets it for a script
-    if Path(argv[0]).name == "workshop":
-        sys.argv = list(argv)
+    if Path(argv[0]).name == "workshop":  # the console script (paths.workshop_command())
+        sys.argv, sys.path[0] = list(argv), str(Path(argv[0]).parent)  # as Python sets them for a script
         runpy.run_path(argv[0], run_name="__main__")
     else:  # python -m workshop ...
-        sys.argv = [argv[0], *argv[3:]]
-        sys.path[0] = request["cwd"]
+        sys.argv, sys.path[0] = [argv[0], *argv[3:]], request["cwd"]
         runpy.run_module("workshop", run_name="__main__", alter_sys=True)
 
 
