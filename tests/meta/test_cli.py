@@ -187,8 +187,13 @@ def test_a_ctrl_c_that_python_drops_still_stops_watch(monkeypatch):
     monkeypatch.setattr(watch, "grade", grade)
     monkeypatch.setattr(watch, "show", lambda *shown: None)
     monkeypatch.setattr(watch, "ready_next", lambda lab: None)
-    with pytest.raises(KeyboardInterrupt):
-        watch.watch(LAB1)
+    # Ctrl-C as a terminal delivers it, even when this suite was started with SIGINT ignored (`cmd &`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            watch.watch(LAB1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(graded) == 1, "watch graded again after the Ctrl-C"
 
 
