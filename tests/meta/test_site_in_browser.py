@@ -2,7 +2,7 @@
 
 Fails on a page that logs a console error, asks for anything not served from 127.0.0.1, links to a page or
 anchor that does not exist, shows an empty code block or a diagram that did not load; checks that search
-finds each lab offline; saves screenshots of the home page and of lab 1's page under site/screenshots/.
+finds each lab offline; saves a screenshot of the home page as site/screenshots/home.png.
 
 Every lab page is also looked at as a learner does, on a laptop (1280 px wide) and on a phone (390 px),
 with every collapsed block opened, and a screenshot of its first two screens saved under
@@ -122,51 +122,87 @@ def _page_urls(origin: str, site: Path) -> list[str]:
     return [f"{origin}/{page.parent.relative_to(site).as_posix()}/".replace(f"{origin}/./", f"{origin}/") for page in pages]
 
 
-def _visit(browser, origin: str, url: str, screenshot: Path | None = None) -> PageReport:
-    report = PageReport(url)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def _lab_url(origin: str, lab: manifest.Lab) -> str:
+    return f"{origin}/{Path(lab.page).with_suffix('').as_posix()}/"
 
-    def route(intercepted) -> None:
-        if intercepted.request.url.startswith(origin + "/"):
+
+class Tab:
+    """One browser tab that opens page after page, as a reader clicking through the site does, each
+    page's findings in a PageReport of its own. (A new tab for each page cost a third more CPU, and each
+    lab page was loaded once to visit it and again to look at it on a laptop.)"""
+
+    def __init__(self, browser, origin: str) -> None:
+        self.origin = origin
+        self.report = PageReport("")
+        self.page = browser.new_page()
+        self.page.route("**/*", self._route)
+        self.page.on("console", lambda message: message.type == "error" and self.report.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.report.errors.append(str(error)))
+        self.page.on("response", lambda response: response.status >= 400 and self.report.failed_responses.append(
+            f"{response.status} {response.url}"))
+
+    def _route(self, intercepted) -> None:
+        if intercepted.request.url.startswith(self.origin + "/"):
             intercepted.continue_()
         else:  # nothing leaves the machine, and every attempt is a finding
-            report.foreign_requests.append(intercepted.request.url)
+            self.report.foreign_requests.append(intercepted.request.url)
             intercepted.abort()
 
-    page.route("**/*", route)
-    page.on("console", lambda message: message.type == "error" and report.errors.append(message.text))
-    page.on("pageerror", lambda error: report.errors.append(str(error)))
-    page.on("response", lambda response: response.status >= 400 and report.failed_responses.append(
-        f"{response.status} {response.url}"))
-    page.goto(url, wait_until="load")
-    page.wait_for_load_state("networkidle")
-    found = page.evaluate(
-        """() => ({
-            // Material's code-annotation markers link to ids its script keeps in tooltips: not navigation.
-            links: [...document.querySelectorAll('a[href]:not(.md-annotation__index)')].map(a => a.href),
-            ids: [...document.querySelectorAll('[id]')].map(e => e.id),
-            emptyCode: [...document.querySelectorAll('pre code')].filter(c => !c.textContent.trim()).length,
-            brokenImages: [...document.querySelectorAll('img')]
-                .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
-        })"""
-    )
-    report.links, report.ids = found["links"], set(found["ids"])
-    report.empty_code_blocks, report.broken_images = found["emptyCode"], found["brokenImages"]
-    if screenshot:
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=False)
-    page.close()
-    return report
+    def open(self, url: str, screen: str) -> PageReport:
+        """Load `url` on this screen and wait until its network is quiet; its report fills as it runs."""
+        width, height = SCREENS[screen]
+        self.report = PageReport(url)
+        self.page.set_viewport_size({"width": width, "height": height})
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_load_state("networkidle")
+        return self.report
+
+    def collect(self) -> PageReport:
+        """The links, ids, empty code blocks and broken images of the page open now, into its report."""
+        found = self.page.evaluate(
+            """() => ({
+                // Material's code-annotation markers link to ids its script keeps in tooltips: not navigation.
+                links: [...document.querySelectorAll('a[href]:not(.md-annotation__index)')].map(a => a.href),
+                ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+                emptyCode: [...document.querySelectorAll('pre code')].filter(c => !c.textContent.trim()).length,
+                brokenImages: [...document.querySelectorAll('img')]
+                    .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
+            })"""
+        )
+        report = self.report
+        report.links, report.ids = found["links"], set(found["ids"])
+        report.empty_code_blocks, report.broken_images = found["emptyCode"], found["brokenImages"]
+        return report
+
+    def screenshot(self, path: Path, height: int | None = None) -> None:
+        """The screen as it opens, or its first `height` pixels of page."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if height is None:
+            self.page.screenshot(path=str(path), full_page=False)
+        else:
+            width = self.page.viewport_size["width"]
+            self.page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
 
 
 @pytest.fixture(scope="module")
-def reports(browser, origin, site) -> dict[str, PageReport]:
-    lab1 = manifest.labs()[0]
-    shots = {
-        f"{origin}/": site / SCREENSHOTS / "home.png",
-        f"{origin}/{Path(lab1.page).with_suffix('').as_posix()}/": site / SCREENSHOTS / f"{lab1.id}.png",
-    }
-    return {url: _visit(browser, origin, url, shots.get(url)) for url in _page_urls(origin, site)}
+def tab(browser, origin) -> Iterator[Tab]:
+    opened = Tab(browser, origin)
+    yield opened
+    opened.page.close()
+
+
+@pytest.fixture(scope="module")
+def reports(tab, origin, site, lab_views) -> dict[str, PageReport]:
+    """What each page did in the browser: a lab page's from its look on a laptop (lab_views), every
+    other page's from a visit on the same screen."""
+    found = {view.report.url: view.report for view in lab_views.values() if view.screen == "laptop"}
+    for url in _page_urls(origin, site):
+        if url not in found:
+            tab.open(url, "laptop")
+            if url == f"{origin}/":
+                tab.screenshot(site / SCREENSHOTS / "home.png")
+            found[url] = tab.collect()
+    return found
 
 
 # What no page may do, each one test: the PageReport field that collects it, and what it means.
@@ -206,10 +242,9 @@ def test_every_lab_page_was_visited(reports):
     assert not missing, f"the browser did not visit the pages of {sorted(missing)}"
 
 
-def test_screenshots_of_the_home_page_and_a_lab_page_are_saved(reports, site):
-    for name in ("home.png", f"{manifest.labs()[0].id}.png"):
-        shot = site / SCREENSHOTS / name
-        assert shot.is_file() and shot.stat().st_size > 10_000, f"{paths.relative(shot)} is missing or blank"
+def test_a_screenshot_of_the_home_page_is_saved(reports, site):
+    shot = site / SCREENSHOTS / "home.png"
+    assert shot.is_file() and shot.stat().st_size > 10_000, f"{paths.relative(shot)} is missing or blank"
 
 
 # Material's search worker on a query lunr cannot parse: a warning naming it, then the error it meets.
@@ -244,33 +279,53 @@ def test_a_half_typed_query_is_forgiven_but_not_the_title_itself():
     assert without_half_typed_queries([error], "Order fan-out") == [error]
 
 
-@pytest.mark.parametrize("lab", manifest.labs(), ids=lambda lab: lab.id)
-def test_search_finds_each_lab_offline(browser, origin, lab):
+@dataclass
+class SearchBox:
+    """The home page's search box, its index loaded once for every lab's search (a reader searches again
+    without reloading the page); the search worker's warnings and errors since the last query."""
+
+    page: object
+    failures: list[str]
+
+
+@pytest.fixture(scope="module")
+def search(browser, origin) -> Iterator[SearchBox]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort())
+    box = SearchBox(page, [])
     # The search worker reports a query it could not run as a console warning, then shows "No matching documents".
-    failures: list[str] = []
-    page.on("console", lambda message: message.type in ("warning", "error") and failures.append(message.text))
+    page.on("console", lambda message: message.type in ("warning", "error") and box.failures.append(message.text))
     page.goto(f"{origin}/", wait_until="networkidle")
     # Material says "Initializing search" until its worker has loaded the index: typing earlier is lost.
     page.wait_for_function(
         "() => !document.querySelector('.md-search-result__meta').textContent.includes('Initializing')",
         timeout=10_000,
     )
+    yield box
+    page.close()
+
+
+@pytest.mark.parametrize("lab", manifest.labs(), ids=lambda lab: lab.id)
+def test_search_finds_each_lab_offline(search, origin, lab):
+    page = search.page
     page.keyboard.press("/")  # Material's shortcut: focus the search box, as a reader would
+    page.keyboard.press("ControlOrMeta+A")  # the last lab's query, if any, is typed over
+    page.keyboard.press("Backspace")
+    page.wait_for_function("() => document.querySelectorAll('.md-search-result__item').length === 0", timeout=10_000)
+    search.failures.clear()
     page.keyboard.type(lab.title, delay=20)
-    wanted = f"{origin}/{Path(lab.page).with_suffix('').as_posix()}/"
     page.wait_for_function(
         "() => document.querySelectorAll('.md-search-result__item').length > 0"
         " || document.querySelector('.md-search-result__meta').textContent.includes('No matching')",
         timeout=10_000,
     )
     page.wait_for_timeout(300)  # the index answers as the reader types: let it catch up with the last key
+    typed = page.evaluate("() => document.querySelector('.md-search__input').value")
     results = page.evaluate("() => [...document.querySelectorAll('.md-search-result__item > a')].map(a => a.href)")
-    page.close()
     top = [url.split("?")[0] for url in results[:3]]
-    assert not without_half_typed_queries(failures, lab.title), f"searching {lab.title!r} failed in the browser: {failures[:2]}"
-    assert wanted in top, f"searching {lab.title!r} did not list {lab.page} among the first results: {top}"
+    assert typed == lab.title, f"the search box holds {typed!r} after typing {lab.title!r}"
+    assert not without_half_typed_queries(search.failures, lab.title), f"searching {lab.title!r} failed in the browser: {search.failures[:2]}"
+    assert _lab_url(origin, lab) in top, f"searching {lab.title!r} did not list {lab.page} among the first results: {top}"
 
 
 # --- every lab page, as a learner sees it on a laptop and on a phone --------------------------------------
@@ -327,37 +382,33 @@ class LabView:
     clipped_tabs: list[str]
     blocking: list[str]  # axe-core's serious and critical violations, one line each
     screenshot: Path
+    report: PageReport  # what the page did in the browser meanwhile
 
 
-def _look(browser, origin: str, lab: manifest.Lab, screen: str, site: Path) -> LabView:
-    width, height = SCREENS[screen]
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort())
-    page.goto(f"{origin}/{Path(lab.page).with_suffix('').as_posix()}/", wait_until="networkidle")
+def _look(tab: Tab, lab: manifest.Lab, screen: str, site: Path) -> LabView:
+    height = SCREENS[screen][1]
+    report = tab.open(_lab_url(tab.origin, lab), screen)
     screenshot = site / SCREENSHOTS / f"{lab.id}-{screen}.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    # The first two screens, as they open: where the first task must be.
-    page.screenshot(path=str(screenshot), full_page=True,
-                    clip={"x": 0, "y": 0, "width": width, "height": height * SCREENS_BEFORE_TASK_1})
-    top = page.evaluate("() => { const t = document.getElementById('task-1'); "
-                        "return t ? t.getBoundingClientRect().top + window.scrollY : null; }")
+    tab.screenshot(screenshot, height * SCREENS_BEFORE_TASK_1)  # the first two screens, as they open
+    top = tab.page.evaluate("() => { const t = document.getElementById('task-1'); "
+                            "return t ? t.getBoundingClientRect().top + window.scrollY : null; }")
     # A learner opens what they need: every collapsed block is checked open.
-    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
-    found = page.evaluate(LAYOUT)
-    results = axe.Axe().run(page, options=AXE_OPTIONS[screen]).response
+    tab.page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    found = tab.page.evaluate(LAYOUT)
+    tab.collect()
+    results = axe.Axe().run(tab.page, options=AXE_OPTIONS[screen]).response
     blocking = [
         f"{violation['id']} ({violation['impact']}): {violation['help']}; at {node['target']}"
         for violation in results["violations"] if violation["impact"] in BLOCKING_IMPACTS
         for node in violation["nodes"][:5]
     ]
-    page.close()
     return LabView(lab.page, screen, height, top, found["tooWide"], found["unscrollable"], found["clippedTabs"],
-                   blocking, screenshot)
+                   blocking, screenshot, report)
 
 
 @pytest.fixture(scope="module")
-def lab_views(browser, origin, site) -> dict[tuple[str, str], LabView]:
-    return {(lab.id, screen): _look(browser, origin, lab, screen, site) for lab in LABS for screen in SCREENS}
+def lab_views(tab, site) -> dict[tuple[str, str], LabView]:
+    return {(lab.id, screen): _look(tab, lab, screen, site) for lab in LABS for screen in SCREENS}
 
 
 VIEWS = [pytest.param(lab.id, screen, id=f"{lab.id}-{screen}") for lab in LABS for screen in SCREENS]
