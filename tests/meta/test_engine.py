@@ -11,6 +11,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -289,6 +290,49 @@ def test_a_busy_machine_and_a_stuck_check_are_told_apart():
     assert Usage(wall=10, cpu=0.2, starved=8).machine_was_busy
     assert not Usage(wall=10, cpu=0.2, starved=0.5).machine_was_busy, "a sleep is the learner's"
     assert not Usage(wall=10, cpu=0.2, starved=None).machine_was_busy, "unknown: never assume busy"
+
+
+def test_a_stop_raised_again_is_explained_by_what_was_measured_where_it_happened():
+    """A fixture's BudgetExceeded is raised again by pytest in each later test that uses the fixture: its
+    message must come from the measure taken where it happened (here, a starved machine)."""
+    from types import SimpleNamespace
+
+    from workshop.grading.budget import Budget, BudgetExceeded
+
+    budget = Budget(lambda item: True)
+    item = SimpleNamespace(name="test_task2_reads_the_file", nodeid="tests/test_lab02.py::test_task2_reads_the_file")
+    error = BudgetExceeded("wall")
+    error.usage = Usage(wall=10, cpu=0.2, starved=9)  # measured in the test that set the fixture up
+    timed = budget._timed(item)
+    next(timed)
+    with pytest.raises(BudgetExceeded):
+        timed.throw(error)
+    assert budget.starved(item)
+    assert "this machine was too busy" in budget.message(item, error, retried=True)
+
+
+def test_a_stop_that_was_never_measured_blames_no_one():
+    from types import SimpleNamespace
+
+    from workshop.grading.budget import Budget, BudgetExceeded
+
+    item = SimpleNamespace(name="test_task1_lists", nodeid="tests/test_lab01.py::test_task1_lists")
+    message = Budget(lambda item: True).message(item, BudgetExceeded("cpu"), retried=False)
+    assert "your code" not in message and "was not measured" in message, message
+
+
+def test_a_check_is_stopped_by_a_signal_to_its_own_thread_and_no_process_timer():
+    """A process-wide CPU timer's signal can reach a thread that runs only later, on a starved machine,
+    and stop whatever runs then: the budget signals the check's thread, from a watcher thread."""
+    from workshop.grading import budget
+
+    before = signal.getsignal(budget.STOP_SIGNAL)
+    with pytest.raises(budget.BudgetExceeded) as stopped, budget._Timers(0.05, 10):
+        assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+        while True:
+            pass
+    assert stopped.value.kind == "cpu"
+    assert signal.getsignal(budget.STOP_SIGNAL) == before, "the handler before the check was not put back"
 
 
 # --- the fallback where fork is not available ------------------------------------------------------

@@ -1,11 +1,12 @@
 """How long a check may take, measured on the learner's code and not on the machine.
 
 A check's budget is CPU time: a loop that never ends burns CPU, a busy laptop only delays it. The
-call phase of every grader test runs under a CPU timer (ITIMER_PROF counts this process's CPU time,
-all threads), with a wall-clock cap far behind it for code that waits instead of computing. When the
-cap is reached, Linux's scheduler statistics tell the two kinds of waiting apart: time spent ready to
-run but without a CPU (the machine is busy: the check is run once more and the learner is never
-blamed) and time the code chose to wait (a sleep, a lock, a call that never answers: the learner's).
+setup and call phases of every grader test run under a watcher thread that reads this process's CPU
+time (all threads) and the clock, with a wall-clock cap far behind the CPU budget for code that waits
+instead of computing. When the cap is reached, Linux's scheduler statistics tell the two kinds of
+waiting apart: time spent ready to run but without a CPU (the machine is busy: the check is run once
+more and the learner is never blamed) and time the code chose to wait (a sleep, a lock, a call that
+never answers: the learner's).
 
 The grader's own preparation (template transforms, moto's imports) happens before the timers start:
 the grading engine warms it in its parent process, and plain pytest pays it outside this budget too,
@@ -30,10 +31,13 @@ CPU_SECONDS = float(os.environ.get("WORKSHOP_CHECK_CPU_SECONDS", "5"))
 WALL_SECONDS = float(os.environ.get("WORKSHOP_CHECK_WALL_SECONDS", "10"))
 # At the cap, a check that spent this share of its time waiting for a CPU was starved, not stuck.
 STARVED_SHARE = 0.5
-# After the first, how often the timers fire again until the check gives up.
+# After the first, how often the watcher stops the check again until it gives up.
 REPEAT_SECONDS = 0.25
-# The wall-clock cap's signal: a real signal (not a flag), so that it interrupts a sleep or a wait.
-WALL_SIGNAL = signal.SIGUSR2
+# How the watcher stops the check: a real signal (not a flag), so that it interrupts a sleep or a wait,
+# sent to the check's own thread only. (A CPU timer's SIGPROF goes to the whole process: on a starved
+# machine the kernel could hand it to a thread that ran only later, after the check had ended, and it
+# stopped whatever ran then, a fixture's teardown, blamed on the learner as a loop.)
+STOP_SIGNAL = signal.SIGUSR2
 
 
 class BudgetExceeded(BaseException):
@@ -46,6 +50,7 @@ class BudgetExceeded(BaseException):
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
         self.kind = kind  # "cpu" or "wall"
+        self.usage: Usage | None = None  # measured where it was caught first (a fixture's is raised again)
 
 
 @dataclass(frozen=True)
@@ -87,46 +92,56 @@ class _Meter:
 
 
 class _Timers:
-    """The CPU timer and the wall-clock cap around one call; both are gone when it returns.
+    """The CPU budget and the wall-clock cap around one call; nothing of them is left when it returns.
 
-    A signal sent as the call ends must neither fail a check that finished nor reach a handler put
-    back to the default, which ends the process: the worker would die, and the learner be blamed for
-    it. So the handlers stop raising before anything is put back, the cap's thread is waited for, and
-    only then are the previous handlers restored."""
+    One watcher thread reads the process's CPU time and the clock, and stops the call with STOP_SIGNAL
+    sent to the call's thread. A signal sent as the call ends must neither fail a check that finished
+    nor reach a handler put back to the default, which ends the process: the worker would die, and the
+    learner be blamed for it. So the handler stops raising before anything is put back, the watcher is
+    waited for, and only then is the previous handler restored."""
 
     def __init__(self, cpu_seconds: float, wall_seconds: float) -> None:
         self.cpu_seconds, self.wall_seconds = cpu_seconds, wall_seconds
-        self.usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        self.usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
         self._ending = False
+        self._kind = "wall"
 
-    def _raise(self, kind: str):
-        def handler(signum, frame) -> None:
-            if not self._ending:
-                raise BudgetExceeded(kind)
-
-        return handler
+    def _stop(self, signum, frame) -> None:
+        if not self._ending:
+            raise BudgetExceeded(self._kind)
 
     def __enter__(self) -> _Timers:
         if not self.usable:
             return self
         self._ended = threading.Event()
-        self._cap = threading.Thread(target=self._wall_cap, args=(threading.get_ident(),), daemon=True)
-        self._previous = (signal.signal(signal.SIGPROF, self._raise("cpu")), signal.signal(WALL_SIGNAL, self._raise("wall")))
+        self._watcher = threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True)
+        self._previous = signal.getsignal(STOP_SIGNAL)
+        signal.signal(STOP_SIGNAL, self._stop)
         try:
-            # Both timers fire again and again until the call ends: code that catches one BudgetExceeded
-            # (a catch-all except inside a loop) meets the next one, outside its try sooner or later.
-            signal.setitimer(signal.ITIMER_PROF, self.cpu_seconds, REPEAT_SECONDS)
-            self._cap.start()
-        except BaseException:  # a budget so small that it ran out already: nothing may stay armed
+            self._watcher.start()
+        except BaseException:
             self._disarm()
             raise
         return self
 
-    def _wall_cap(self, main: int) -> None:
-        wait = self.wall_seconds
-        while not self._ended.wait(wait):
-            signal.pthread_kill(main, WALL_SIGNAL)
-            wait = REPEAT_SECONDS
+    def _watch(self, main: int) -> None:
+        """Stop the call when it has used its CPU or its wall time, then again and again until it ends:
+        code that catches one BudgetExceeded (a catch-all except inside a loop) meets the next one,
+        outside its try sooner or later."""
+        cpu_limit = time.process_time() + self.cpu_seconds
+        wall_limit = time.monotonic() + self.wall_seconds
+        cores = os.cpu_count() or 1
+        while True:
+            cpu_left, wall_left = cpu_limit - time.process_time(), wall_limit - time.monotonic()
+            if cpu_left > 0 and wall_left > 0:
+                # The process cannot burn CPU faster than all cores at once: no need to look sooner.
+                if self._ended.wait(min(wall_left, max(cpu_left / cores, 0.01))):
+                    return
+                continue
+            self._kind = "cpu" if cpu_left <= 0 else "wall"
+            signal.pthread_kill(main, STOP_SIGNAL)
+            if self._ended.wait(REPEAT_SECONDS):
+                return
 
     def __exit__(self, *exc_info: object) -> None:
         if not self.usable:
@@ -138,12 +153,10 @@ class _Timers:
 
     def _disarm(self) -> None:
         self._ending = True
-        signal.setitimer(signal.ITIMER_PROF, 0)
         self._ended.set()
-        if self._cap.is_alive():
-            self._cap.join()  # what it sends meanwhile reaches a handler that no longer raises
-        signal.signal(signal.SIGPROF, self._previous[0])
-        signal.signal(WALL_SIGNAL, self._previous[1])
+        if self._watcher.is_alive():
+            self._watcher.join()  # what it sends meanwhile reaches a handler that no longer raises
+        signal.signal(STOP_SIGNAL, self._previous)
 
 
 class Budget:
@@ -173,8 +186,10 @@ class Budget:
         try:
             with _Timers(self.cpu_seconds, self.wall_seconds):
                 return (yield)
-        except BudgetExceeded:
-            self.usage[item.nodeid] = meter.usage()
+        except BudgetExceeded as error:
+            if error.usage is None:
+                error.usage = meter.usage()
+            self.usage[item.nodeid] = error.usage
             raise
 
     def starved(self, item: pytest.Item) -> bool:
@@ -183,7 +198,9 @@ class Budget:
 
     def message(self, item: pytest.Item, error: BudgetExceeded, retried: bool) -> str:
         """What the learner reads about a check that ran out of its budget."""
-        usage = self.usage.get(item.nodeid) or Usage(self.wall_seconds, self.cpu_seconds, None)
+        usage = error.usage or self.usage.get(item.nodeid)
+        if usage is None:  # raised where no check was timed: nothing measured, so nothing to blame
+            return f"{item.name} stopped: it ran out of time, but how it used its time was not measured. Check again."
         if error.kind == "cpu" or usage.cpu >= STARVED_SHARE * usage.wall:
             return (
                 f"{item.name} stopped: your code used {usage.cpu:.1f} s of CPU without finishing (a check needs "
