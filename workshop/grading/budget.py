@@ -115,7 +115,7 @@ class _Timers:
             return self
         self._ended = threading.Event()
         self._watcher = threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True)
-        self._previous = signal.getsignal(STOP_SIGNAL)
+        self._previous = signal.getsignal(STOP_SIGNAL) or signal.SIG_DFL  # None: set outside Python
         signal.signal(STOP_SIGNAL, self._stop)
         try:
             self._watcher.start()
