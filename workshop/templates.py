@@ -243,11 +243,11 @@ def lint(template: dict[str, Any] | str, *, serverless: bool = False) -> list[Fi
 
     With `serverless`, the serverless rules run too (their accepted findings are the caller's to drop).
     """
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.decode.decode import decode_str
 
-    text = template if isinstance(template, str) else json.dumps(template)
-    config = ManualArgs(regions=[REGION], append_rules=[SERVERLESS_RULES]) if serverless else ManualArgs(regions=[REGION])
-    matches = cfn_lint(text, config=config)
+    # As cfnlint.api.lint does, with a runner built once (its `rules=` takes only the older RulesCollection).
+    decoded, errors = decode_str(template if isinstance(template, str) else json.dumps(template))
+    matches = errors or ([] if decoded is None else list(_linter(serverless).validate_template(decoded)))
     findings = [Finding(m.rule.id, m.message, m.linenumber) for m in matches]
     paired = set() if isinstance(template, str) else _alias_permissions_with_failure_destination(template)
     return [
@@ -255,6 +255,18 @@ def lint(template: dict[str, Any] | str, *, serverless: bool = False) -> list[Fi
         if f.rule not in KNOWN_FALSE_POSITIVES
         and not (f.rule == "ES1007" and any(f.message.startswith(f"Lambda permission {p} ") for p in paired))
     ]
+
+
+@functools.cache
+def _linter(serverless: bool) -> Any:
+    """cfn-lint's runner, built once per configuration: building its rules reads hundreds of JSON files,
+    more than a lint itself takes, and cfn-lint's CLI also runs one set of rules over many templates."""
+    from cfnlint.api import ManualArgs
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    append = {"append_rules": [SERVERLESS_RULES]} if serverless else {}
+    return Runner(ConfigMixIn(**ManualArgs(regions=[REGION], **append)))
 
 
 def _alias_permissions_with_failure_destination(template: dict[str, Any]) -> set[str]:
