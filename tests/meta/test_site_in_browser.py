@@ -284,18 +284,17 @@ class SearchBox:
     """The home page's search box, its index loaded once for every lab's search (a reader searches again
     without reloading the page); the search worker's warnings and errors since the last query."""
 
-    page: object
+    tab: Tab
     failures: list[str]
 
 
 @pytest.fixture(scope="module")
 def search(browser, origin) -> Iterator[SearchBox]:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin + "/") else r.abort())
-    box = SearchBox(page, [])
+    box = SearchBox(Tab(browser, origin), [])
+    page = box.tab.page
     # The search worker reports a query it could not run as a console warning, then shows "No matching documents".
     page.on("console", lambda message: message.type in ("warning", "error") and box.failures.append(message.text))
-    page.goto(f"{origin}/", wait_until="networkidle")
+    box.tab.open(f"{origin}/", "laptop")
     # Material says "Initializing search" until its worker has loaded the index: typing earlier is lost.
     page.wait_for_function(
         "() => !document.querySelector('.md-search-result__meta').textContent.includes('Initializing')",
@@ -307,7 +306,7 @@ def search(browser, origin) -> Iterator[SearchBox]:
 
 @pytest.mark.parametrize("lab", manifest.labs(), ids=lambda lab: lab.id)
 def test_search_finds_each_lab_offline(search, origin, lab):
-    page = search.page
+    page = search.tab.page
     page.keyboard.press("/")  # Material's shortcut: focus the search box, as a reader would
     page.keyboard.press("ControlOrMeta+A")  # the last lab's query, if any, is typed over
     page.keyboard.press("Backspace")
