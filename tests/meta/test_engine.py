@@ -18,13 +18,15 @@ import textwrap
 import time
 from multiprocessing import Pipe
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from workshop import manifest, paths, starters
 from workshop.grading import collector
 from workshop.grading import engine as grading_engine
-from workshop.grading.budget import Usage
+from workshop.grading import budget
+from workshop.grading.budget import Budget, BudgetExceeded, Usage
 
 from test_cli import APP1, LAB1, graded, solve, workshop  # tests/meta is on sys.path
 
@@ -295,27 +297,19 @@ def test_a_busy_machine_and_a_stuck_check_are_told_apart():
 def test_a_stop_raised_again_is_explained_by_what_was_measured_where_it_happened():
     """A fixture's BudgetExceeded is raised again by pytest in each later test that uses the fixture: its
     message must come from the measure taken where it happened (here, a starved machine)."""
-    from types import SimpleNamespace
-
-    from workshop.grading.budget import Budget, BudgetExceeded
-
-    budget = Budget(lambda item: True)
+    plugin = Budget(lambda item: True)
     item = SimpleNamespace(name="test_task2_reads_the_file", nodeid="tests/test_lab02.py::test_task2_reads_the_file")
     error = BudgetExceeded("wall")
     error.usage = Usage(wall=10, cpu=0.2, starved=9)  # measured in the test that set the fixture up
-    timed = budget._timed(item)
+    timed = plugin._timed(item)
     next(timed)
     with pytest.raises(BudgetExceeded):
         timed.throw(error)
-    assert budget.starved(item)
-    assert "this machine was too busy" in budget.message(item, error, retried=True)
+    assert plugin.starved(item)
+    assert "this machine was too busy" in plugin.message(item, error, retried=True)
 
 
 def test_a_stop_that_was_never_measured_blames_no_one():
-    from types import SimpleNamespace
-
-    from workshop.grading.budget import Budget, BudgetExceeded
-
     item = SimpleNamespace(name="test_task1_lists", nodeid="tests/test_lab01.py::test_task1_lists")
     message = Budget(lambda item: True).message(item, BudgetExceeded("cpu"), retried=False)
     assert "your code" not in message and "was not measured" in message, message
@@ -324,10 +318,8 @@ def test_a_stop_that_was_never_measured_blames_no_one():
 def test_a_check_is_stopped_by_a_signal_to_its_own_thread_and_no_process_timer():
     """A process-wide CPU timer's signal can reach a thread that runs only later, on a starved machine,
     and stop whatever runs then: the budget signals the check's thread, from a watcher thread."""
-    from workshop.grading import budget
-
     before = signal.getsignal(budget.STOP_SIGNAL)
-    with pytest.raises(budget.BudgetExceeded) as stopped, budget._Timers(0.05, 10):
+    with pytest.raises(BudgetExceeded) as stopped, budget._Timers(0.05, 10):
         assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
         while True:
             pass
