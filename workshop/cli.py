@@ -399,4 +399,10 @@ def run() -> NoReturn:
     without Python's teardown (process_exit.py: 0.8 s of a `workshop invoke`)."""
     from workshop.process_exit import exit_now
 
-    exit_now(main())
+    try:
+        code = main()
+    except SystemExit as ended:  # argparse's --help and usage errors, as Python itself would end them
+        code = ended.code if isinstance(ended.code, int) else 0 if ended.code is None else 1
+        if not isinstance(ended.code, (int, type(None))):
+            print(ended.code, file=sys.stderr)
+    exit_now(code)

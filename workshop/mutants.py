@@ -234,4 +234,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from workshop.process_exit import exit_now
+
+    exit_now(main(sys.argv[1:]))  # without the teardown of all of moto that Python would do (process_exit.py)

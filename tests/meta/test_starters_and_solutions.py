@@ -1,6 +1,8 @@
 """Every solution passes its grader and every untouched starter fails every task, with learner-facing messages.
 
-Both run `workshop check --json` in a fresh process, exactly as a learner's `make check` grades.
+Each tree is graded once, in a fresh process, as a learner's commands grade: the starters with `workshop check
+--all --json`, the solutions with `workshop status --json` (the same grading of every lab; its exit code and
+order are checked here too, so that test_cli.py's status test need not grade the solutions again).
 """
 
 from __future__ import annotations
@@ -16,26 +18,31 @@ from workshop import manifest, paths
 INTERNALS = ("Traceback (most recent call last)", "site-packages", "workshop/", "tests/test_lab", "conftest.py")
 
 
-def graded(target: str) -> dict:
+def graded(target: str, *command: str) -> dict:
     run = subprocess.run(
-        [*paths.workshop_command(), "check", "--all", "--target", target, "--json"],
+        [*paths.workshop_command(), *command, "--target", target, "--json"],
         cwd=paths.ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert run.returncode in (0, 1), f"workshop check --target {target} crashed ({run.returncode}):\n{run.stderr[-3000:]}"
-    return json.loads(run.stdout)
+    assert run.returncode in (0, 1), f"workshop {' '.join(command)} --target {target} crashed ({run.returncode}):\n{run.stderr[-3000:]}"
+    return {**json.loads(run.stdout), "exit_code": run.returncode}
 
 
 @pytest.fixture(scope="module")
 def starters() -> dict:
-    return graded("labs")
+    return graded("labs", "check", "--all")
 
 
 @pytest.fixture(scope="module")
 def solutions() -> dict:
-    return graded("solutions")
+    return graded("solutions", "status")
+
+
+def test_status_of_the_solutions_passes_and_lists_every_lab_in_course_order(solutions):
+    assert solutions["exit_code"] == 0 and solutions["status"] == "pass", "status exits 0 once every lab passes"
+    assert [lab["id"] for lab in solutions["labs"]] == [lab.id for lab in manifest.labs()]
 
 
 def by_id(results: dict) -> dict:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from workshop import paths
-from workshop.grading import collector, warmup
+from workshop.grading import collector, plugin, warmup
 from workshop.grading.plugin import grader_lab, task_number
 
 # The most a check may write, to its output or to files, before the worker is stopped: far more than a
@@ -113,7 +113,9 @@ def run(job: Job, channel: Connection, go: Connection | None = None) -> None:
         # costs 0.3 s a run, and one such as pytest-randomly would change how the graders run.
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         arguments += ["--assert=plain", "-p", "no:unraisableexception"]
-        pytest.main(arguments, plugins=[Reporter(channel, go)])
+        # The grading plugin is handed over already registered: named by tests/conftest.py's pytest_plugins,
+        # pytest would first look for it among every installed distribution's entry points (a few ms a run).
+        pytest.main(arguments, plugins=[Reporter(channel, go), plugin])
         channel.send(("loaded", warmup.loaded_since(before)))
         channel.send(("done",))
     finally:
