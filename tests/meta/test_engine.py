@@ -327,6 +327,70 @@ def test_a_check_is_stopped_by_a_signal_to_its_own_thread_and_no_process_timer()
     assert signal.getsignal(budget.STOP_SIGNAL) == before, "the handler before the check was not put back"
 
 
+def _catch_every_stop(gave_up) -> None:
+    """A learner's loop that catches the grader's stop, every time, until `gave_up()`."""
+    while not gave_up():
+        try:
+            while not gave_up():
+                pass
+        except BudgetExceeded:
+            pass
+
+
+def test_a_check_that_catches_every_stop_is_given_up_on_and_one_that_stops_is_not(monkeypatch):
+    calls = []
+    monkeypatch.setattr(budget, "GIVE_UP_SECONDS", 0.3)
+    monkeypatch.setattr(budget, "on_unstoppable", lambda: calls.append(time.monotonic()))
+    started = time.monotonic()
+    with budget._Timers(0.05, 10):
+        _catch_every_stop(lambda: bool(calls))
+    assert calls and calls[0] - started >= 0.3, "given up on before the stops had gone on for GIVE_UP_SECONDS"
+
+    calls.clear()
+    with pytest.raises(BudgetExceeded), budget._Timers(0.05, 10):
+        while True:
+            pass
+    time.sleep(0.5)
+    assert not calls, "a check that stopped at its first stop was given up on"
+
+
+def _worker_whose_check_catches_every_stop(channel, nodeid: str) -> None:
+    from workshop.grading import worker
+
+    budget.GIVE_UP_SECONDS = 0.3
+    budget.on_unstoppable = lambda: worker._give_up(channel)
+    channel.send(("start", nodeid))
+    with budget._Timers(0.05, 10):
+        _catch_every_stop(lambda: False)
+
+
+def test_a_worker_that_gives_up_on_its_check_fails_that_check_for_catching_the_stops(tmp_path):
+    """The give-up path end to end, without the 25 s the engine's last resort (STUCK_SECONDS) would wait:
+    the worker's watcher reports and ends the process; the engine names the check and what to look for."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    nodeid = "tests/test_lab01_api_gateway.py::test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_worker_whose_check_catches_every_stop, args=(sender, nodeid), daemon=True)
+    process.start()
+    sender.close()
+    run = grading_engine.LabRun(LAB1, expected={nodeid: 1})
+    follower = grading_engine.Worker(process, receiver, run, str(tmp_path / "output.log"), (nodeid,))
+    try:
+        end = grading_engine._RUNNING
+        deadline = time.monotonic() + 60
+        while end is grading_engine._RUNNING and time.monotonic() < deadline:
+            end = follower.follow(bool(grading_engine.connection.wait([receiver], timeout=0.05)))
+    finally:
+        follower.close()
+    assert end is not grading_engine._RUNNING, "the worker never gave up on a check that caught every stop"
+    assert end.during == nodeid
+    message = grading_engine._explain(end)
+    assert "did not let the check end" in message and "catching each stop" in message, message
+    assert "except BaseException:" in message, message
+
+
 # --- the fallback where fork is not available ------------------------------------------------------
 
 

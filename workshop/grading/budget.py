@@ -31,8 +31,13 @@ CPU_SECONDS = float(os.environ.get("WORKSHOP_CHECK_CPU_SECONDS", "5"))
 WALL_SECONDS = float(os.environ.get("WORKSHOP_CHECK_WALL_SECONDS", "10"))
 # At the cap, a check that spent this share of its time waiting for a CPU was starved, not stuck.
 STARVED_SHARE = 0.5
-# After the first, how often the watcher stops the check again until it gives up.
+# After the first, how often the watcher stops the check again, while it goes on.
 REPEAT_SECONDS = 0.25
+# A check still running this long after its first stop catches the stops (a catch-all `except` around a
+# loop): `on_unstoppable` is called then, unless the machine starved it. The grading worker reports it and
+# ends (a learner waited for the engine's last resort otherwise, 25 s); elsewhere the stops go on.
+GIVE_UP_SECONDS = 2.0
+on_unstoppable: Callable[[], object] | None = None
 # How the watcher stops the check: a real signal (not a flag), so that it interrupts a sleep or a wait,
 # sent to the check's own thread only. (A CPU timer's SIGPROF goes to the whole process: on a starved
 # machine the kernel could hand it to a thread that ran only later, after the check had ended, and it
@@ -131,6 +136,7 @@ class _Timers:
         cpu_limit = time.process_time() + self.cpu_seconds
         wall_limit = time.monotonic() + self.wall_seconds
         cores = os.cpu_count() or 1
+        stopping: _Meter | None = None  # since the first stop
         while True:
             cpu_left, wall_left = cpu_limit - time.process_time(), wall_limit - time.monotonic()
             if cpu_left > 0 and wall_left > 0:
@@ -140,8 +146,12 @@ class _Timers:
                 continue
             self._kind = "cpu" if cpu_left <= 0 else "wall"
             signal.pthread_kill(main, STOP_SIGNAL)
+            stopping = stopping or _Meter()
             if self._ended.wait(REPEAT_SECONDS):
                 return
+            since = stopping.usage()
+            if on_unstoppable is not None and since.wall >= GIVE_UP_SECONDS and not since.machine_was_busy:
+                on_unstoppable()
 
     def __exit__(self, *exc_info: object) -> None:
         if not self.usable:

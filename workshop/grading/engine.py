@@ -42,11 +42,17 @@ TESTS_PER_WORKER = 4
 # ... and, when they were timed, each share took at least this long last time: a worker costs about 0.05 s
 # to start, more than all of lab 6's tests take together.
 SECONDS_PER_WORKER = 0.15
-# A test's own timers (budget.py) end it long before this; past it, the learner's code has defeated
-# them (a catch-all `except BaseException`, a C library that never returns) and the worker is killed.
+# A test's own timers (budget.py) end it, or its worker when it catches every stop, long before this;
+# past it, the learner's code has kept them from running (a C library that never returns and holds the
+# interpreter) and the worker is killed.
 STUCK_SECONDS = 2 * budget.WALL_SECONDS + 5
 # Collecting a grader, before its first test starts.
 COLLECT_SECONDS = 120
+# Why a check was ended that did not stop when its time was up.
+CATCHES_THE_STOP = (
+    "the grader stopped it. Look for `except BaseException:` or a bare `except:` around a loop: it catches "
+    "the grader's timeout too"
+)
 LEARNER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
 
 # What a signal that ended a worker means: what the learner's code did, and why that happens.
@@ -415,6 +421,7 @@ class Worker:
     current: str | None = None  # the test it is running
     timing: tuple[str, float] | None = None  # the test it is running, and since when
     heard: float = field(default_factory=time.monotonic)
+    unstoppable: bool = False  # it said its check caught every stop, and ends
 
     def follow(self, readable: bool) -> WorkerEnd | None:
         """Read what the worker sent. _RUNNING while it goes on; None when it finished; else how it ended."""
@@ -425,6 +432,13 @@ class Worker:
                         return None
             except (EOFError, OSError):
                 self.process.join(5)  # it has ended, and everything it sent has been read
+                if self.unstoppable:
+                    return WorkerEnd(
+                        "did not let the check end (it went on past its time limit, catching each stop the "
+                        f"grader sent for {budget.GIVE_UP_SECONDS:.0f} s)",
+                        self.current,
+                        CATCHES_THE_STOP,
+                    )
                 return _ended(self.process.exitcode, self.output, self.current)
             self.heard = time.monotonic()
         if _size(self.output) > worker.OUTPUT_LIMIT_BYTES:
@@ -440,8 +454,7 @@ class Worker:
             return WorkerEnd(
                 f"did not let the check end (it was still running {limit:.0f} s later, past its time limit)",
                 self.current,
-                "the grader stopped it. Look for `except BaseException:` or a bare `except:` around a loop: "
-                "it catches the grader's timeout too",
+                CATCHES_THE_STOP,
             )
         return _RUNNING
 
@@ -463,6 +476,8 @@ class Worker:
         elif kind == "loaded":
             self._timed(None)
             warmup.remember(run.lab.id, message[1])
+        elif kind == "unstoppable":  # the worker gave up on its check and ends (budget.GIVE_UP_SECONDS)
+            self.unstoppable = True
         return kind == "done"
 
     def _timed(self, starting: str | None) -> None:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from workshop import paths
-from workshop.grading import collector, plugin, warmup
+from workshop.grading import budget, collector, plugin, warmup
 from workshop.grading.plugin import grader_lab, task_number
 
 # The most a check may write, to its output or to files, before the worker is stopped: far more than a
@@ -79,6 +79,15 @@ def wait_for_go(go: Connection) -> None:
         os._exit(0)
 
 
+def _give_up(channel: Connection) -> None:
+    """A check catches every stop (budget.py): say so and end, from the budget's watcher thread. The
+    check's own thread is in the learner's loop, never in the middle of a send of its own."""
+    channel.send(("unstoppable",))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _redirect_output(output: str) -> None:
     """Everything the worker prints, at any level (print, logging, C code), goes to `output`."""
     file = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -98,6 +107,7 @@ def run(job: Job, channel: Connection, go: Connection | None = None) -> None:
     """The worker's whole life: grade, report, and end (never returns). With `go`, it waits for go
     once its tests are collected (a worker forked ahead)."""
     collector.set_for_grading()
+    budget.on_unstoppable = lambda: _give_up(channel)
     before = warmup.snapshot()
     try:
         _redirect_output(job.output)
