@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import shutil
@@ -21,6 +22,27 @@ SITE = paths.ROOT / "site"
 LONGEST_FIRST = ("test_site_in_browser.py", "test_bench.py", "test_cli.py", "test_engine.py", "test_answers.py",
                  "test_invoke.py", "test_bad_input.py", "test_notebooks.py", "test_local.py", "test_local_docs.py",
                  "test_templates.py", "test_memory.py", "test_start_api.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # this process is one of make test's pytest-xdist workers
+        atexit.register(_end_without_teardown)
+
+
+def _end_without_teardown() -> None:
+    """The very end of a pytest-xdist worker, its results with the controller: Python's teardown of all
+    that its tests loaded (moto, Playwright, Jupyter's clients...) took about 6 s, which make test waited
+    for. What of it matters is done here: the atexit functions registered after this one have run, and
+    those registered before it are logging's and multiprocessing's, run now; then the output is flushed."""
+    import logging
+
+    logging.shutdown()
+    multiprocessing_util = sys.modules.get("multiprocessing.util")
+    if multiprocessing_util is not None:
+        multiprocessing_util._exit_function()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
