@@ -32,8 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _end_without_teardown() -> None:
     """The very end of a pytest-xdist worker, its results with the controller: Python's teardown of all
     that its tests loaded (moto, Playwright, Jupyter's clients...) took about 6 s, which make test waited
-    for. What of it matters is done here: the atexit functions registered after this one have run, and
-    those registered before it are logging's and multiprocessing's, run now; then the output is flushed."""
+    for. What of it matters is done here: the atexit functions registered after this one (multiprocessing's,
+    temporary folders', the launcher's) have run; of those registered before it, logging's is run now (the
+    other is execnet's cleanup of gateways, which a worker never opens); then the output is flushed."""
     import logging
 
     logging.shutdown()
