@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -128,8 +129,17 @@ class _NoManagedPolicies:
         return {}
 
 
+def without_iri_grammar() -> None:
+    """Keep jsonschema, which samtranslator and moto's API Gateway import, from importing rfc3987_syntax
+    (Jupyter installs it): it builds an IRI grammar when imported, about 1 s, as much as all the rest of
+    samtranslator's import. Without it jsonschema skips the "iri" format check, which no schema of
+    samtranslator's, no template and no event of the workshop uses."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: `import rfc3987_syntax` raises ImportError
+
+
 def transform(template: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The CloudFormation that SAM produces from `template` (whose local paths are relative to `folder`)."""
+    without_iri_grammar()  # importing samtranslator: 1.3 -> 0.35 s, paid whenever a template is new
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.translator.transform import transform as sam_transform
 

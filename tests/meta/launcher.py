@@ -202,6 +202,7 @@ def _launcher() -> _Launcher:
 def _preload() -> None:
     import importlib
 
+    sys.modules.setdefault("rfc3987_syntax", None)  # as the workshop does before importing samtranslator or moto's
     for name in PRELOAD:
         try:
             importlib.import_module(name)

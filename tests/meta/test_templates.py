@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import date
 from importlib import metadata
 from pathlib import Path
@@ -142,6 +144,26 @@ def test_a_broken_template_gets_a_clear_error(tmp_path):
     )
     with pytest.raises(templates.TemplateError, match="SAM cannot transform"):
         templates.transform(templates.load(tmp_path / "template.yaml"), tmp_path)
+
+
+TRANSFORM_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from workshop import templates
+path = Path(sys.argv[1])
+templates.transform(templates.load(path), path.parent)
+print(sorted(name for name in sys.modules if name.startswith("rfc3987_syntax.")))
+"""
+
+
+def test_a_transform_never_builds_jsonschemas_iri_grammar():
+    """samtranslator imports jsonschema, which imports rfc3987_syntax when it is installed and builds an IRI
+    grammar as it does: 1 s of the 1.3 s a learner waited whenever a template was new (a save, a fresh clone)."""
+    template = manifest.labs()[0].folder("solutions") / "template.yaml"
+    run = subprocess.run([sys.executable, "-c", TRANSFORM_IN_A_FRESH_PROCESS, str(template)], cwd=paths.ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]", f"the transform imported {run.stdout.strip()}"
 
 
 def test_a_loaded_template_is_read_from_the_cache_next_time_unless_json_would_change_it(tmp_path, monkeypatch):

@@ -54,9 +54,7 @@ def import_moto() -> None:
     """Import moto's CloudFormation (which imports every moto service) in 0.8 s instead of 2.1.
 
     Two imports dominate, and neither is needed here:
-    - jsonschema (through moto's API Gateway) imports rfc3987_syntax when it is installed (Jupyter
-      installs it), which builds an IRI grammar at import: 0.85 s. Without it jsonschema skips that
-      format check, which no template or event of the workshop uses.
+    - jsonschema (through moto's API Gateway) imports rfc3987_syntax: templates.without_iri_grammar.
     - moto's EC2 models create three boto3 sessions to list the regions: 0.45 s. One session, lent to
       them, gives the same list.
     """
@@ -66,7 +64,7 @@ def import_moto() -> None:
 
     import boto3
 
-    sys.modules.setdefault("rfc3987_syntax", None)  # None: `import rfc3987_syntax` raises ImportError
+    templates.without_iri_grammar()
     session = boto3.session.Session()
     with mock.patch("boto3.Session", lambda *args, **kwargs: session):
         import moto.cloudformation.parsing  # noqa: F401
