@@ -34,7 +34,8 @@ def _end_without_teardown() -> None:
     that its tests loaded (moto, Playwright, Jupyter's clients...) took about 6 s, which make test waited
     for. What of it matters is done here: the atexit functions registered after this one (multiprocessing's,
     temporary folders', the launcher's) have run; of those registered before it, logging's is run now (the
-    other is execnet's cleanup of gateways, which a worker never opens); then the output is flushed."""
+    other is execnet's cleanup of gateways, which a worker never opens), and multiprocessing's again, in case
+    it was imported before this was registered (it does nothing the second time); then the output is flushed."""
     import logging
 
     logging.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -367,8 +368,6 @@ def _worker_whose_check_catches_every_stop(channel, nodeid: str) -> None:
 def test_a_worker_that_gives_up_on_its_check_fails_that_check_for_catching_the_stops(tmp_path):
     """The give-up path end to end, without the 25 s the engine's last resort (STUCK_SECONDS) would wait:
     the worker's watcher reports and ends the process; the engine names the check and what to look for."""
-    import multiprocessing
-
     context = multiprocessing.get_context("fork")
     nodeid = "tests/test_lab01_api_gateway.py::test_task1_lists_the_items_of_the_table_named_by_TABLE_NAME"
     receiver, sender = context.Pipe(duplex=False)
