@@ -150,3 +150,87 @@ def test_moto_answers_the_same_when_it_remembers_where_a_fields_value_is():
     assert again == own
     assert {"Items", "N", "M", "L"}.isdisjoint(asked), f"the fields of DynamoDB items were looked up again: {asked}"
     assert "Topics" in asked, "SNS's results are objects, looked up as moto does"
+
+
+def test_moto_names_each_service_as_its_own_function_does():
+    """The table of service names made once from the graders' session answers as moto's own function,
+    which lists botocore's services through a new session for each package."""
+    from moto import backend_index
+    from moto.core import utils
+
+    from workshop.grading import warmup
+
+    warmup.shared_session()
+    ours = utils.service_name_from_moto_package_name
+    assert hasattr(ours, "moto_own"), "moto lists every service botocore knows for each package again"
+    packages = sorted({service for service, _ in backend_index.backend_url_patterns})
+    assert len(packages) > 100
+    for package in packages + ["resourcegroupstaggingapi", "not-a-service"]:
+        assert ours(package) == ours.moto_own(package), package
+
+
+def test_moto_lists_a_response_class_actions_as_its_own_function_does():
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.s3.responses import S3Response
+    from moto.sqs.responses import SQSResponse
+
+    from workshop.grading import warmup
+
+    warmup.shared_session()
+    ours = responses.method_names_from_class
+    assert hasattr(ours, "moto_own"), "moto lists a class's methods for every request"
+    for clazz in (DynamoHandler, S3Response, SQSResponse, DynamoHandler):
+        listed = ours(clazz)
+        assert listed == ours.moto_own(clazz) and "put_item" in ours(DynamoHandler)
+        listed.clear()  # a caller's list is its own
+        assert ours(clazz) == ours.moto_own(clazz)
+
+
+def test_a_resource_class_is_built_once_and_is_boto3s_own():
+    """boto3 builds a resource's class from its model on every boto3.resource() and .Table(); the graders'
+    session builds each once and reuses it, with the methods boto3's own events add (batch_writer)."""
+    from workshop.grading import warmup
+
+    session = warmup.shared_session()
+    with aws.mock_aws():
+        first, second = session.resource("dynamodb", region_name="us-east-1"), session.resource("dynamodb", region_name="us-east-1")
+        assert type(first) is type(second)
+        assert first.meta.client is not second.meta.client, "each resource keeps a client of its own"
+        first.create_table(
+            TableName="orders", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        )
+        table, again = first.Table("orders"), second.Table("orders")
+        assert type(table) is type(again) and type(table) is not type(first)
+        with table.batch_writer() as batch:
+            batch.put_item(Item={"id": "1", "total": 3})
+        assert again.get_item(Key={"id": "1"})["Item"] == {"id": "1", "total": 3}
+        bucket = session.resource("s3", region_name="us-east-1").Bucket("workshop-reports")
+        assert hasattr(bucket, "upload_fileobj") and type(bucket) is not type(table)
+        own = boto3.session.Session(region_name="us-east-1").resource("dynamodb").Table("orders")
+        assert sorted(dir(own)) == sorted(dir(table)), "a class unlike the one boto3 builds"
+
+
+def test_each_clients_endpoint_is_botocores_own_and_its_rules_are_read_once(monkeypatch):
+    """Clients share the tree of their service's endpoint rules, built once; where they send a request is
+    where botocore's own endpoint provider sends it."""
+    from botocore import endpoint_provider, regions
+
+    from workshop.grading import warmup
+
+    session = warmup.shared_session()
+    assert regions.EndpointProvider is not endpoint_provider.EndpointProvider, "the rules are parsed for every client"
+    ours = {service: session.client(service, region_name="eu-west-1") for service in ("s3", "dynamodb", "sqs", "sns", "ssm", "events")}
+    for service, client in ours.items():
+        again = session.client(service, region_name="eu-west-1")
+        assert client._ruleset_resolver._provider.ruleset is again._ruleset_resolver._provider.ruleset, service
+    monkeypatch.setattr(regions, "EndpointProvider", endpoint_provider.EndpointProvider)
+    own = {service: boto3.session.Session(region_name="eu-west-1").client(service) for service in ours}
+    for service, client in ours.items():
+        assert type(own[service]._ruleset_resolver._provider) is endpoint_provider.EndpointProvider
+        assert client.meta.endpoint_url == own[service].meta.endpoint_url, service
+    for bucket in ("workshop-reports", "a.dotted.bucket"):  # virtual-host or path style: the rules decide
+        url = ours["s3"].generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
+        own_url = own["s3"].generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
+        assert url.split("?")[0] == own_url.split("?")[0], bucket

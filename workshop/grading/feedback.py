@@ -8,6 +8,7 @@ alone, never a traceback from the grader's own code.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import linecache
 import traceback
@@ -87,6 +88,7 @@ class LearnerCodeError(AssertionError):
     """The learner's code raised; the message already says where and why."""
 
 
+@functools.lru_cache(maxsize=1024)  # tracebacks name the same few files again and again (a resolve is a few stats)
 def in_learner_tree(filename: str) -> bool:
     path = Path(filename).resolve()
     return any(path.is_relative_to(tree) for tree in LEARNER_TREES)

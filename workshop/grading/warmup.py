@@ -42,6 +42,10 @@ def shared_session():
     _moto_remembers_where_values_are()
     session = boto3.session.Session()
     _moto_asks_for_regions(session)
+    _moto_names_services_once(session)
+    _moto_lists_actions_once()
+    _resource_classes_built_once(session)
+    _endpoint_rules_parsed_once()
     return session
 
 
@@ -52,6 +56,94 @@ def _moto_asks_for_regions(session) -> None:
     from moto.core.base_backend import AccountSpecificBackend
 
     AccountSpecificBackend.get_session = classmethod(lambda cls: session)  # type: ignore[method-assign]
+
+
+def _moto_names_services_once(session) -> None:
+    """moto names the AWS service of each error it answers (ResourceNotFoundException, a missing key...)
+    from its own package's name, through a new botocore session that lists every service botocore knows:
+    about 20 ms, once per package, in every worker (2% of `check --all`). Here the table of names is made
+    once, from this session's list, by moto's own rule (tests/meta/test_grading_aws.py compares them)."""
+    from moto.core import utils
+
+    if hasattr(utils.service_name_from_moto_package_name, "moto_own"):
+        return
+    moto_own = utils.service_name_from_moto_package_name
+    names = {name.replace("-", ""): name for name in session.get_available_services()}
+
+    def service_name(moto_package_name: str) -> str:
+        return names.get(moto_package_name, moto_package_name)
+
+    service_name.moto_own = moto_own  # type: ignore[attr-defined]
+    utils.service_name_from_moto_package_name = service_name
+
+
+def _moto_lists_actions_once() -> None:
+    """moto lists every method of a service's response class (inspect.getmembers, sorted) for every
+    request it answers, to see whether the action is one: 1.5% of `check --all`. A class's methods do
+    not change, so here each class's list is made once, by moto's own function."""
+    from moto.core import responses
+
+    if hasattr(responses.method_names_from_class, "moto_own"):
+        return
+    moto_own = responses.method_names_from_class
+    listed: dict[type, list[str]] = {}
+
+    def method_names_from_class(clazz) -> list[str]:
+        names = listed.get(clazz)
+        if names is None:
+            names = listed[clazz] = moto_own(clazz)
+        return list(names)
+
+    method_names_from_class.moto_own = moto_own  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names_from_class
+
+
+def _resource_classes_built_once(session) -> None:
+    """boto3 builds a resource's class from its JSON model on every `boto3.resource(...)` and every
+    `.Table(...)`, `.Bucket(...)`: 1 to 2 ms each, hundreds of times a grading, as each test's cold start
+    makes them again (5% of `check --all`). Here each class is built once per session, keyed by the model
+    it is built from (the session's loader keeps those, so the key is never reused), and then reused:
+    the same class boto3 builds, by boto3's own factory, its events fired the first time."""
+    factory = session.resource_factory
+    build = factory.load_from_definition
+    built: dict[tuple, tuple] = {}
+
+    def load_from_definition(resource_name, single_resource_json_definition, service_context):
+        model = service_context.service_model
+        key = (resource_name, id(single_resource_json_definition), id(service_context.resource_json_definitions),
+               model.service_name, model.api_version)
+        found = built.get(key)
+        if found is None:
+            cls = build(resource_name, single_resource_json_definition, service_context)
+            found = built[key] = (cls, single_resource_json_definition, service_context.resource_json_definitions)
+        return found[0]
+
+    load_from_definition.__wrapped__ = build  # type: ignore[attr-defined]
+    factory.load_from_definition = load_from_definition
+
+
+@cache
+def _endpoint_rules_parsed_once() -> None:
+    """botocore turns a service's endpoint rules (JSON) into a tree of rule objects for every new client:
+    about 1 ms for S3's, 2% of `check --all`, as each test's cold start makes its clients again. The tree
+    is only read once built (every field is set in its constructor), so here it is built once per rules
+    document (the loader keeps those, so the key is never reused) and each client's endpoint provider,
+    with its own cache of answers, reads the same tree."""
+    from botocore import endpoint_provider, regions
+
+    trees: dict[tuple[int, int], tuple] = {}
+
+    class EndpointProvider(endpoint_provider.EndpointProvider):
+        def __init__(self, ruleset_data, partition_data, excluded_params=None):
+            key = (id(ruleset_data), id(partition_data))
+            found = trees.get(key)
+            if found is None:
+                tree = endpoint_provider.RuleSet(**ruleset_data, partitions=partition_data)
+                found = trees[key] = (tree, ruleset_data, partition_data)
+            self.ruleset = found[0]
+            self._excluded_params = excluded_params or frozenset()
+
+    regions.EndpointProvider = EndpointProvider
 
 
 @cache
