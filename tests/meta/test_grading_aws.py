@@ -234,3 +234,56 @@ def test_each_clients_endpoint_is_botocores_own_and_its_rules_are_read_once(monk
         url = ours["s3"].generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
         own_url = own["s3"].generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
         assert url.split("?")[0] == own_url.split("?")[0], bucket
+
+
+def test_moto_finds_each_services_urls_as_its_own_property_does(monkeypatch):
+    """moto works out a backend's URLs for every request (S3's by reloading moto.s3.urls); the graders'
+    keep each answer for the backend's class and the settings it depends on, read afresh each time."""
+    from moto.core.base_backend import BaseBackend
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
+    from moto.sqs.models import sqs_backends
+
+    from workshop.grading import warmup
+
+    warmup.shared_session()
+    ours = BaseBackend.urls.fget
+    assert hasattr(ours, "moto_own"), "moto works out every service's URLs for every request"
+    backends = [s3_backends["123456789012"]["aws"], dynamodb_backends["123456789012"]["us-east-1"],
+                sqs_backends["123456789012"]["us-east-1"]]
+    for backend in backends:
+        assert ours(backend) == ours.moto_own(backend)
+        ours(backend).clear()  # a caller's dict is its own
+        assert ours(backend) == ours.moto_own(backend) and ours(backend)
+    monkeypatch.setenv("MOTO_S3_CUSTOM_ENDPOINTS", "https://storage.example.com")
+    s3_urls = ours(backends[0])
+    assert any("storage.example.com" in url for url in s3_urls), "a changed setting was not read"
+    assert s3_urls == ours.moto_own(backends[0])
+    monkeypatch.setenv("MOTO_ENABLE_ISO_REGIONS", "true")
+    dynamodb_urls = ours(backends[1])
+    assert any("c2s.ic.gov" in url for url in dynamodb_urls), "a changed setting was not read"
+    assert dynamodb_urls == ours.moto_own(backends[1])
+
+
+def test_clients_of_a_service_share_the_endpoints_worked_out(monkeypatch):
+    """A bucket's endpoint, worked out for one client, serves the next client's first call; each answer is
+    botocore's own (virtual-host, path-style, another region's)."""
+    from botocore import endpoint_provider, regions
+
+    from workshop.grading import warmup
+
+    session = warmup.shared_session()
+    calls = []
+    evaluate = endpoint_provider.RuleSet.evaluate
+    monkeypatch.setattr(endpoint_provider.RuleSet, "evaluate", lambda tree, parameters: calls.append(1) or evaluate(tree, parameters))
+    cases = [("us-east-1", "workshop-shared-endpoints"), ("eu-west-1", "workshop-shared-endpoints"), ("eu-west-1", "a.dotted.bucket")]
+    for region, bucket in cases:
+        session.client("s3", region_name=region).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
+    worked_out = len(calls)
+    ours = [session.client("s3", region_name=region).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a"})
+            for region, bucket in cases]
+    assert len(calls) == worked_out, "a new client worked out the same endpoints again"
+    monkeypatch.setattr(regions, "EndpointProvider", endpoint_provider.EndpointProvider)
+    own = [boto3.session.Session().client("s3", region_name=region).generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "a"}) for region, bucket in cases]
+    assert [url.split("?")[0] for url in ours] == [url.split("?")[0] for url in own]

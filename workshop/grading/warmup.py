@@ -11,6 +11,7 @@ the engine can share them out without collecting them itself.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -44,6 +45,7 @@ def shared_session():
     _moto_asks_for_regions(session)
     _moto_names_services_once(session)
     _moto_lists_actions_once()
+    _moto_finds_backend_urls_once()
     _resource_classes_built_once(session)
     _endpoint_rules_parsed_once()
     return session
@@ -98,6 +100,31 @@ def _moto_lists_actions_once() -> None:
     responses.method_names_from_class = method_names_from_class
 
 
+def _moto_finds_backend_urls_once() -> None:
+    """moto works out a service's URLs for every request it answers, and S3's by reloading its module
+    moto.s3.urls twice (in case MOTO_S3_CUSTOM_ENDPOINTS changed): 9% of every S3 call's time. What
+    they depend on is the backend's class and two of moto's settings, read from the environment as moto
+    reads them: here each answer is kept for those, and moto's own is asked again when one changes."""
+    from moto import settings
+    from moto.core import base_backend
+
+    urls_property = base_backend.BaseBackend.urls
+    if hasattr(urls_property.fget, "moto_own"):
+        return
+    moto_own = urls_property.fget
+    found: dict[tuple, dict] = {}
+
+    def urls(self) -> dict:
+        key = (type(self), tuple(settings.get_s3_custom_endpoints()), settings.enable_iso_regions())
+        answer = found.get(key)
+        if answer is None:
+            answer = found[key] = moto_own(self)
+        return dict(answer)
+
+    urls.moto_own = moto_own  # type: ignore[attr-defined]
+    base_backend.BaseBackend.urls = property(urls)  # type: ignore[method-assign,assignment]
+
+
 def _resource_classes_built_once(session) -> None:
     """boto3 builds a resource's class from its JSON model on every `boto3.resource(...)` and every
     `.Table(...)`, `.Bucket(...)`: 1 to 2 ms each, hundreds of times a grading, as each test's cold start
@@ -124,14 +151,24 @@ def _resource_classes_built_once(session) -> None:
 
 @cache
 def _endpoint_rules_parsed_once() -> None:
-    """botocore turns a service's endpoint rules (JSON) into a tree of rule objects for every new client:
-    about 1 ms for S3's, 2% of `check --all`, as each test's cold start makes its clients again. The tree
-    is only read once built (every field is set in its constructor), so here it is built once per rules
-    document (the loader keeps those, so the key is never reused) and each client's endpoint provider,
-    with its own cache of answers, reads the same tree."""
+    """botocore turns a service's endpoint rules (JSON) into a tree of rule objects for every new client,
+    and each client works out the endpoint of each new set of parameters (a bucket, a region) again:
+    about 1 ms for S3's tree, and as long for a bucket's first call, 2% and 3% of `check --all`, as each
+    test's cold start makes its clients again. The tree is only read once built (every field is set in
+    its constructor), so here it is built once per rules document (the loader keeps those, so the key is
+    never reused), and the endpoints it gives are kept per tree: the same answers, the same immutable
+    tuples, as each client's own cache holds."""
     from botocore import endpoint_provider, regions
 
     trees: dict[tuple[int, int], tuple] = {}
+
+    @functools.lru_cache(maxsize=1024)
+    def resolved(tree, parameters: tuple):
+        return endpoint_provider.EndpointProvider._resolve_endpoint.__wrapped__(_Evaluator(tree), **dict(parameters))
+
+    class _Evaluator:  # what botocore's _resolve_endpoint reads of its provider: the tree
+        def __init__(self, tree) -> None:
+            self.ruleset = tree
 
     class EndpointProvider(endpoint_provider.EndpointProvider):
         def __init__(self, ruleset_data, partition_data, excluded_params=None):
@@ -142,6 +179,11 @@ def _endpoint_rules_parsed_once() -> None:
                 found = trees[key] = (tree, ruleset_data, partition_data)
             self.ruleset = found[0]
             self._excluded_params = excluded_params or frozenset()
+
+        def _resolve_endpoint(self, **input_parameters):
+            # As botocore's own cache: a list becomes a tuple (hashable), for the rules too.
+            parameters = ((name, tuple(value) if isinstance(value, list) else value) for name, value in input_parameters.items())
+            return resolved(self.ruleset, tuple(sorted(parameters, key=lambda item: item[0])))
 
     regions.EndpointProvider = EndpointProvider
 
@@ -356,15 +398,24 @@ def load_ahead(lab_id: str, first_calls: bool = False) -> None:
         delivery.signing_key()  # an RSA key (10 to 75 ms to make): made here once, not in every worker
 
 
+_called: set[str] = set()  # the services call_each has called in this process
+
+
 def call_each(session, services: list[str]) -> None:
     """One harmless call to each service, in moto: a process's first call to a service costs 0.1 to
-    0.2 s (botocore resolves its endpoint rules, moto matches its URLs), which workers then skip."""
+    0.2 s (botocore resolves its endpoint rules, moto matches its URLs), which workers then skip. Once a
+    process: another lab's worker gains nothing from a service's second first call (check --all made
+    DynamoDB's five times, 0.1 s of the parent's time)."""
     from botocore import xform_name
 
     from workshop.grading.aws import mock_aws  # the graders' own: their first start is paid here too
 
+    services = [service for service in dict.fromkeys(services) if service not in _called]
+    if not services:
+        return
+    _called.update(services)
     with mock_aws():
-        for service in dict.fromkeys(services):
+        for service in services:
             for _ in range(2):  # a second client's first call still pays part of it
                 client = session.client(service)
                 operation = _harmless_operation(client.meta.service_model)
