@@ -51,9 +51,9 @@ CLEAR_REFS = Path("/proc/self/clear_refs")
 RESET_PEAK = "5"  # clear_refs: reset the peak resident size (VmHWM) to the resident size now
 
 
-def read_status_kib(*field_names: str) -> int:
-    """The sum of figures of /proc/self/status (VmRSS, VmHWM, VmSize...), in KiB; OSError where there is none."""
-    return sum(read_statuses_kib(*field_names))
+def read_status_kib(field_name: str) -> int:
+    """One figure of /proc/self/status (VmRSS, VmHWM, VmSize...), in KiB; OSError where there is none."""
+    return read_statuses_kib(field_name)[0]
 
 
 def read_statuses_kib(*field_names: str) -> tuple[int, ...]:
@@ -101,10 +101,12 @@ class PhaseMeter:
 
     def result(self) -> Phase:
         if self._baseline_kib is not None:
-            with contextlib.suppress(OSError):
+            try:
                 peak, now = read_statuses_kib("VmHWM", "VmRSS")
-                kept = max(0, now - self._baseline_kib)
-                return Phase(peak_kib=max(peak - self._baseline_kib, kept), kept_kib=kept)
+            except OSError:  # /proc read at the start, not now: nothing measured, so nothing to blame
+                return Phase(peak_kib=0, kept_kib=0)
+            kept = max(0, now - self._baseline_kib)
+            return Phase(peak_kib=max(peak - self._baseline_kib, kept), kept_kib=kept)
         rise = max(0, process_peak_rss_kib() - self._process_peak_kib)
         return Phase(peak_kib=rise, kept_kib=rise)
 

@@ -226,6 +226,15 @@ def test_the_guard_turns_a_runaway_allocation_into_a_memory_error_and_is_lifted_
     assert len(bytes(1024 * MIB)) == 1024 * MIB, "without the guard, the same allocation succeeds"
 
 
+def test_a_phase_whose_end_cannot_be_read_counts_nothing_rather_than_the_whole_process(tmp_path, monkeypatch):
+    """/proc read when the phase began but not when it ended: nothing was measured, so no OutOfMemory is
+    made up (the process's whole peak, from getrusage, is not what the function used)."""
+    meter = PhaseMeter()
+    monkeypatch.setattr(memory, "STATUS", tmp_path / "none" / "status")
+    monkeypatch.setattr(memory, "process_peak_rss_kib", lambda: 900 * 1024)
+    assert meter.result() == Phase(peak_kib=0, kept_kib=0)
+
+
 def test_without_proc_a_phase_is_seen_by_how_far_it_raises_the_process_peak(tmp_path, monkeypatch):
     import resource
 
