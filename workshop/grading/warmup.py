@@ -145,7 +145,6 @@ def _resource_classes_built_once(session) -> None:
             found = built[key] = (cls, single_resource_json_definition, service_context.resource_json_definitions)
         return found[0]
 
-    load_from_definition.__wrapped__ = build  # type: ignore[attr-defined]
     factory.load_from_definition = load_from_definition
 
 
