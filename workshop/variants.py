@@ -80,19 +80,28 @@ def reference_copy() -> Iterator[Path]:
 def grade(variant: Variant, copy: Path, checks: str = ""):
     """Grade one variant on `copy` (from reference_copy), then put the reference back. `checks`: only
     the tests whose names start with it (a wrong answer needs only the check that is about it)."""
+    return grade_together([(variant, checks)], copy)[0]
+
+
+def grade_together(chosen: list[tuple[Variant, str]], copy: Path) -> list:
+    """Grade variants of different labs at once, as `check --all` grades labs (each lab's folder holds
+    one variant at a time), each with its `checks` as in `grade`; the results in the order given."""
     from workshop.grading import runner
 
-    folder = copy / variant.lab.id
-    originals = {name: (folder / name).read_bytes() for name in variant.files}
+    labs = [variant.lab.id for variant, _ in chosen]
+    if len(set(labs)) != len(labs):
+        raise ValueError("variants graded together must be of different labs")
+    originals = {}
     try:
-        for name, text in variant.files.items():
-            (folder / name).write_text(text, encoding="utf-8")
-        if checks:
-            return runner.grade_checks(variant.lab, "labs", checks, long_lived=True)
-        return runner.grade([variant.lab], "labs", long_lived=True)[0]
+        for variant, _ in chosen:
+            folder = copy / variant.lab.id
+            for name, text in variant.files.items():
+                originals.setdefault(folder / name, (folder / name).read_bytes())
+                (folder / name).write_text(text, encoding="utf-8")
+        return runner.grade_checks([(variant.lab, checks) for variant, checks in chosen], "labs", long_lived=True)
     finally:
-        for name, data in originals.items():
-            (folder / name).write_bytes(data)
+        for path, data in originals.items():
+            path.write_bytes(data)
 
 
 # --- the project's right and wrong answers (tests/answers/<lab>.toml) -------------------------------
@@ -146,12 +155,18 @@ def main(argv: list[str]) -> int:
 
     sandbox.enter()
     labs = [manifest.find(name) for name in argv] or list(manifest.labs())
-    report = []
+    waiting = [answers(lab) for lab in labs]
+    judged: list[tuple[Answer, str]] = []
     with reference_copy() as copy:
-        for lab in labs:
-            for answer in answers(lab):
-                result = grade(answer.variant, copy, "" if answer.right else answer.fails)
-                report.append({"lab": lab.id, "name": answer.variant.name, "right": answer.right, "problem": judge(answer, result)})
+        while any(waiting):
+            # One answer of each lab at a time, graded together: the labs' workers share the cores.
+            batch = [queue.pop(0) for queue in waiting if queue]
+            results = grade_together([(answer.variant, "" if answer.right else answer.fails) for answer in batch], copy)
+            judged += [(answer, judge(answer, result)) for answer, result in zip(batch, results)]
+    order = [lab.id for lab in labs]
+    judged.sort(key=lambda pair: order.index(pair[0].variant.lab.id))  # stable: each lab's in its file's order
+    report = [{"lab": answer.variant.lab.id, "name": answer.variant.name, "right": answer.right, "problem": problem}
+              for answer, problem in judged]
     print(json.dumps(report, indent=1))
     return 1 if any(entry["problem"] for entry in report) else 0
 

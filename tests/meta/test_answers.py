@@ -69,3 +69,10 @@ def test_a_wrong_answer_that_passes_or_fails_elsewhere_is_reported():
     assert variants.judge(wrong, result("test_task3_x", False, "an unknown field was stored")) == ""
     right = variants.Answer(variants.Variant(lab, "r"), right=True)
     assert "a right answer failed: test_task3_x: no" in variants.judge(right, result("test_task3_x", False, "no"))
+
+
+def test_variants_graded_together_are_of_different_labs(tmp_path):
+    """Each lab's folder holds one variant at a time: two of the same lab at once would grade one file twice."""
+    lab = LABS[0]
+    with pytest.raises(ValueError, match="different labs"):
+        variants.grade_together([(variants.Variant(lab, "a"), ""), (variants.Variant(lab, "b"), "")], tmp_path)

@@ -86,12 +86,17 @@ def ready_next(lab: Lab, target: str) -> None:
     engine(target, long_lived=True).ready_next(lab)
 
 
-def grade_checks(lab: Lab, target: str, prefix: str, long_lived: bool = False) -> LabResult:
-    """Grade only the lab's tests whose names start with `prefix` (every test, the first time a grader
-    runs, before its tests are known): a quicker verdict on one check."""
+def grade_checks(checks: list[tuple[Lab, str]], target: str, long_lived: bool = False) -> list[LabResult]:
+    """Grade only each lab's tests whose names start with its prefix ("": all of them; every test, the
+    first time a grader runs, before its tests are known): a quicker verdict on one check. The labs are
+    graded together, sharing the cores, and come back in the order given."""
     graded = engine(target, long_lived)
-    chosen = tuple(nodeid for nodeid in graded.known_tests(lab) if nodeid.rpartition("::")[2].startswith(prefix))
-    return _lab_result(graded.grade([lab], {lab.id: chosen} if chosen else None)[0])
+    only = {}
+    for lab, prefix in checks:
+        chosen = tuple(nodeid for nodeid in graded.known_tests(lab) if nodeid.rpartition("::")[2].startswith(prefix))
+        if prefix and chosen:
+            only[lab.id] = chosen
+    return [_lab_result(run) for run in graded.grade([lab for lab, _ in checks], only)]
 
 
 def _lab_result(run: LabRun) -> LabResult:
