@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from workshop import paths
+from workshop import paths, templates
+
+# Jupyter installs rfc3987_syntax, which builds an IRI grammar when jsonschema imports it: about 1 s in every
+# pytest-xdist worker, as collecting test_notebooks.py imports nbformat. No schema these tests validate (nor
+# a notebook's) checks the "iri" format, the one thing the grammar is for.
+templates.without_iri_grammar()
 
 # The build folder of `mkdocs build` (git-ignored, removed by `make clean`).
 SITE = paths.ROOT / "site"
