@@ -47,6 +47,22 @@ def test_the_first_invocation_is_a_cold_start_and_the_next_ones_reuse_the_enviro
     assert json.loads(listed.response["body"])["items"] == [item], "state lives as long as the lab is open"
 
 
+def test_a_lab_its_functions_and_moto_read_botocores_data_through_one_session():
+    """botocore's endpoints (0.1 s to read) and each service's model are read once a process: moto's import,
+    the lab's clients and its functions' clients share the graders' session, and closing the lab gives
+    boto3 back the default session it had."""
+    import boto3
+
+    from workshop.grading import warmup
+
+    before = boto3.DEFAULT_SESSION
+    with LocalLab("1", target="solutions") as lab:
+        assert boto3.DEFAULT_SESSION is warmup.shared_session(), "the lab's clients make a session of their own"
+        assert lab.invoke("items_api", "api_list_items").ok
+        assert boto3.DEFAULT_SESSION is warmup.shared_session()
+    assert boto3.DEFAULT_SESSION is before
+
+
 def test_the_function_sees_the_stacks_physical_names_and_its_logs_are_its_own(capsys):
     with LocalLab("3", target="solutions") as lab:
         invocation = lab.invoke("order_worker", "sqs_orders_valid")

@@ -272,11 +272,17 @@ class LocalLab:
             return self
         sandbox.enter()
         stack.import_moto()
+        import boto3
         from moto import mock_aws
+
+        from workshop.grading import warmup
 
         mock = mock_aws()
         mock.start()
         self._exit.callback(mock.stop)
+        # moto's start leaves boto3 without a default session (its stop puts the old one back): the lab's
+        # clients and its functions' use the one moto's import read botocore's endpoints and models with.
+        boto3.DEFAULT_SESSION = warmup.shared_session()
         try:
             self._create_parameters()
             self.stack = stack.deploy_lab(self.template, STACK_NAME)

@@ -56,16 +56,17 @@ def import_moto() -> None:
     Two imports dominate, and neither is needed here:
     - jsonschema (through moto's API Gateway) imports rfc3987_syntax: templates.without_iri_grammar.
     - moto's EC2 models create three boto3 sessions to list the regions: 0.45 s. One session, lent to
-      them, gives the same list.
+      them, gives the same list: the graders' (warmup.shared_session), which the lab's clients use too,
+      so that botocore's endpoints (0.1 s to read) and each service's model are read once a process.
     """
     if "moto.cloudformation.parsing" in sys.modules:
         return
     from unittest import mock
 
-    import boto3
+    from workshop.grading import warmup
 
     templates.without_iri_grammar()
-    session = boto3.session.Session()
+    session = warmup.shared_session()
     with mock.patch("boto3.Session", lambda *args, **kwargs: session):
         import moto.cloudformation.parsing  # noqa: F401
 
