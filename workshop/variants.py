@@ -156,17 +156,16 @@ def main(argv: list[str]) -> int:
     sandbox.enter()
     labs = [manifest.find(name) for name in argv] or list(manifest.labs())
     waiting = [answers(lab) for lab in labs]
-    judged: list[tuple[Answer, str]] = []
+    judged: list[list[dict]] = [[] for _ in labs]  # each lab's, in its file's order
     with reference_copy() as copy:
         while any(waiting):
             # One answer of each lab at a time, graded together: the labs' workers share the cores.
-            batch = [queue.pop(0) for queue in waiting if queue]
-            results = grade_together([(answer.variant, "" if answer.right else answer.fails) for answer in batch], copy)
-            judged += [(answer, judge(answer, result)) for answer, result in zip(batch, results)]
-    order = [lab.id for lab in labs]
-    judged.sort(key=lambda pair: order.index(pair[0].variant.lab.id))  # stable: each lab's in its file's order
-    report = [{"lab": answer.variant.lab.id, "name": answer.variant.name, "right": answer.right, "problem": problem}
-              for answer, problem in judged]
+            batch = [(index, queue.pop(0)) for index, queue in enumerate(waiting) if queue]
+            results = grade_together([(answer.variant, "" if answer.right else answer.fails) for _, answer in batch], copy)
+            for (index, answer), result in zip(batch, results):
+                judged[index].append({"lab": answer.variant.lab.id, "name": answer.variant.name, "right": answer.right,
+                                      "problem": judge(answer, result)})
+    report = [entry for entries in judged for entry in entries]
     print(json.dumps(report, indent=1))
     return 1 if any(entry["problem"] for entry in report) else 0
 
