@@ -202,7 +202,9 @@ def _launcher() -> _Launcher:
 def _preload() -> None:
     import importlib
 
-    sys.modules.setdefault("rfc3987_syntax", None)  # as the workshop does before importing samtranslator or moto's
+    # templates.without_iri_grammar(), written out: the launcher imports no workshop module, whose paths are
+    # read from each command's environment when it is imported.
+    sys.modules.setdefault("rfc3987_syntax", None)
     for name in PRELOAD:
         try:
             importlib.import_module(name)
