@@ -290,3 +290,25 @@ def test_clients_of_a_service_share_the_endpoints_worked_out(monkeypatch):
     own = [boto3.session.Session().client("s3", region_name=region).generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": "a"}) for region, bucket in cases]
     assert [url.split("?")[0] for url in ours] == [url.split("?")[0] for url in own]
+
+
+def test_clients_share_the_event_names_botocore_translated_and_translate_as_botocore():
+    """Each client copies its session's events; copies of the same aliases share the names worked out, and
+    each name is botocore's own translation."""
+    import copy
+
+    from botocore import hooks
+
+    from workshop.grading import warmup
+
+    session = warmup.shared_session()
+    first, second = (session.client("dynamodb", region_name="us-east-1").meta.events for _ in range(2))
+    assert first._alias_name_cache is second._alias_name_cache, "each client works out the event names again"
+    own = hooks.EventAliaser(hooks.HierarchicalEmitter())
+    for name in ("before-call.autoscaling.DescribeGroups", "before-parameter-build.s3.PutObject",
+                 "needs-retry.dynamodb.PutItem", "after-call.elasticloadbalancing.Describe",
+                 "creating-client-class.cloudsearchdomain"):
+        assert first._alias_event_name(name) == own._alias_event_name(name), name
+    other = hooks.EventAliaser(hooks.HierarchicalEmitter(), {"dynamodb": "table-store"})
+    assert copy.copy(other)._alias_name_cache is not first._alias_name_cache
+    assert copy.copy(other)._alias_event_name("before-call.dynamodb.PutItem") == "before-call.table-store.PutItem"
