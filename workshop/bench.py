@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 from urllib.parse import unquote_plus
 
 from workshop import docs_snippets, manifest, paths
@@ -706,6 +706,19 @@ def _probe_in_fresh_process(*arguments: str, env: dict[str, str] | None = None) 
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+class Timed(NamedTuple):
+    wall: float
+    processor: float  # user + system time of the command and every process it waited for (its workers)
+
+
+def _processor_seconds() -> float:
+    """User + system time of this process's children that have ended (a command's own, once it has)."""
+    import resource  # Unix only, as the grading engine's fork is
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def floor_times(runs: int) -> list[float]:
     """Wall times of a fresh process that imports only the libraries every grading imports."""
     command = [sys.executable, "-c", FLOOR_IMPORTS]
@@ -713,16 +726,17 @@ def floor_times(runs: int) -> list[float]:
     return [_wall_time(command) for _ in range(runs)]
 
 
-def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = True) -> list[float]:
-    """Wall times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
+def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = True) -> list[Timed]:
+    """Wall and processor times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
     run (it fills the template cache, as a learner's first run does) that must have graded: the
     reference solutions all pass, the starters grade without an error. Timed runs must exit as it did.
     Not `warmed_up` (a quick run): that first run is timed too, and one run fewer follows it."""
     command = [*paths.workshop_command(), "check", *arguments, "--target", target]
     name = f"`workshop check {' '.join(arguments)} --target {target}`"
     started = time.perf_counter()
+    processor = _processor_seconds()
     warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
-    first_s = time.perf_counter() - started
+    first = Timed(time.perf_counter() - started, _processor_seconds() - processor)
     try:
         graded = json.loads(warm_up.stdout)["labs"]
     except (ValueError, KeyError):
@@ -731,11 +745,11 @@ def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = 
     if wrong:
         problems = "\n".join(f"  lab {lab['number']}: {lab['status']}: {lab['message'] or 'some tests fail'}" for lab in wrong)
         raise BenchError(f"{name} did not grade as it should, so its time would not be grading's:\n{problems}")
-    times = [] if warmed_up else [first_s]
+    times = [] if warmed_up else [first]
     for _ in range(runs - len(times)):
-        started = time.perf_counter()
+        started, processor = time.perf_counter(), _processor_seconds()
         run = subprocess.run(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(time.perf_counter() - started)
+        times.append(Timed(time.perf_counter() - started, _processor_seconds() - processor))
         if run.returncode != warm_up.returncode:
             raise BenchError(f"{name} exited with {run.returncode}, its first run with {warm_up.returncode}")
     return times
@@ -854,7 +868,8 @@ def measure(runs: int, suite: bool, workload: Workload = FULL) -> list[tuple[str
     slowest: dict[str, tuple[float, int]] = {}  # target -> (median, lab number) of its slowest lab
     for lab in labs:
         for target, which in TARGET_NAMES.items():
-            median = statistics.median(times := check_times([lab.id], target, runs, workload.checks_warmed_up))
+            times = [run.wall for run in check_times([lab.id], target, runs, workload.checks_warmed_up)]
+            median = statistics.median(times)
             slowest[target] = max(slowest.get(target, (0.0, 0)), (median, lab.number))
             rows.append((
                 f"Grading lab {lab.number} ({which})",
@@ -867,7 +882,8 @@ def measure(runs: int, suite: bool, workload: Workload = FULL) -> list[tuple[str
         if lab.id == "lab07_durable_orders":
             rows += layer_rows()
     for target, which in ALL_TARGET_NAMES.items():
-        median = statistics.median(times := check_times(["--all"], target, runs, workload.checks_warmed_up))
+        timed = check_times(["--all"], target, runs, workload.checks_warmed_up)
+        median = statistics.median(times := [run.wall for run in timed])
         rows.append((
             f"Grading every lab, check --all ({which})",
             f"{summary(times)} s",
@@ -878,6 +894,16 @@ def measure(runs: int, suite: bool, workload: Workload = FULL) -> list[tuple[str
             f"check --all ÷ slowest lab ({which})",
             f"{median / lab_median:.1f}x",
             f"medians: check --all over lab {number}'s {lab_median:.2f} s, the slowest single lab",
+        ))
+        # Wall time can never be less than the processor time spread over every core: this says how much
+        # of the ratio above is the machine's (its cores) and how much the engine's (idle cores, waiting).
+        processor = statistics.median(used := [run.processor for run in timed])
+        cores = os.cpu_count() or 1
+        rows.append((
+            f"check --all, processor time ({which})",
+            f"{summary(used)} CPU-s",
+            f"user + system, the parent and every worker, {runs} runs; spread over this machine's {cores} "
+            f"cores at best {processor / cores:.2f} s, {processor / cores / lab_median:.1f}x lab {number}",
         ))
     if any(lab.id == "lab03_sqs_processing" for lab in manifest.labs()):
         writes = [_probe_in_fresh_process("writes", str(workload.batch_orders)) for _ in range(runs)]

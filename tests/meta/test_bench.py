@@ -25,9 +25,15 @@ def test_bench_measures_every_figure_in_one_quick_run():
         grading += [f"Grading lab {lab.number} ({which})" for which in bench.TARGET_NAMES.values()]
         grading.append(f"watch: a save of lab {lab.number} graded and shown (warm engine)")
     for which in bench.ALL_TARGET_NAMES.values():
-        grading += [f"Grading every lab, check --all ({which})", f"check --all ÷ slowest lab ({which})"]
+        grading += [f"Grading every lab, check --all ({which})", f"check --all ÷ slowest lab ({which})",
+                    f"check --all, processor time ({which})"]
     missing = [row for row in grading if row not in run.stdout]
     assert not missing, f"`workshop bench` printed no grading rows {missing}:\n{run.stdout[-3000:]}"
+    for which in bench.ALL_TARGET_NAMES.values():
+        # The processor time counts the workers too (the parent alone uses about 0.4 s of each wall second).
+        wall = _figure(run.stdout, f"Grading every lab, check --all ({which})")
+        processor = _figure(run.stdout, f"check --all, processor time ({which})")
+        assert processor >= 0.8 * wall, f"check --all ({which}): {processor} CPU-s over {wall} s counts no worker"
     floor_ratios = run.stdout.count("x the import floor")
     assert floor_ratios == 2 * len(manifest.labs()) + 2, f"{floor_ratios} grading rows give their ratio to the floor"
     for scenario in bench.SCENARIOS.values():
@@ -70,3 +76,9 @@ def test_the_published_figures_say_where_and_when_they_were_measured():
     assert "Measured with `make bench` on" in text and "cores" in text and "Python" in text
     assert "| Grading lab 1" in text
     assert f"| {bench.FLOOR_ROW} |" in text and "| watch: a save of lab 1" in text and "| check --all ÷ slowest lab" in text
+
+
+def _figure(printed: str, row: str) -> float:
+    """The value (its first number: the median) of a row `workshop bench` printed."""
+    line = next(line for line in printed.splitlines() if line.strip().startswith(row))
+    return float(line.strip()[len(row):].split()[0])
