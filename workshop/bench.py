@@ -711,7 +711,7 @@ class Timed(NamedTuple):
     processor: float  # user + system time of the command and every process it waited for (its workers)
 
 
-def _processor_seconds() -> float:
+def processor_seconds() -> float:
     """User + system time of this process's children that have ended (a command's own, once it has)."""
     import resource  # Unix only, as the grading engine's fork is
 
@@ -734,9 +734,9 @@ def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = 
     command = [*paths.workshop_command(), "check", *arguments, "--target", target]
     name = f"`workshop check {' '.join(arguments)} --target {target}`"
     started = time.perf_counter()
-    processor = _processor_seconds()
+    processor = processor_seconds()
     warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
-    first = Timed(time.perf_counter() - started, _processor_seconds() - processor)
+    first = Timed(time.perf_counter() - started, processor_seconds() - processor)
     try:
         graded = json.loads(warm_up.stdout)["labs"]
     except (ValueError, KeyError):
@@ -747,9 +747,9 @@ def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = 
         raise BenchError(f"{name} did not grade as it should, so its time would not be grading's:\n{problems}")
     times = [] if warmed_up else [first]
     for _ in range(runs - len(times)):
-        started, processor = time.perf_counter(), _processor_seconds()
+        started, processor = time.perf_counter(), processor_seconds()
         run = subprocess.run(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(Timed(time.perf_counter() - started, _processor_seconds() - processor))
+        times.append(Timed(time.perf_counter() - started, processor_seconds() - processor))
         if run.returncode != warm_up.returncode:
             raise BenchError(f"{name} exited with {run.returncode}, its first run with {warm_up.returncode}")
     return times
