@@ -686,9 +686,26 @@ def write_ratio(orders: int = 200) -> dict:
 
 
 def _wall_time(command: list[str], cwd: Path = paths.ROOT) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - started
+    return _timed_run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0].wall
+
+
+class Timed(NamedTuple):
+    wall: float
+    processor: float  # user + system time of the command and every process it waited for (its workers)
+
+
+def _timed_run(command: list[str], cwd: Path = paths.ROOT, **options) -> tuple[Timed, subprocess.CompletedProcess]:
+    started, processor = time.perf_counter(), processor_seconds()
+    run = subprocess.run(command, cwd=cwd, check=False, **options)
+    return Timed(time.perf_counter() - started, processor_seconds() - processor), run
+
+
+def processor_seconds() -> float:
+    """User + system time of this process's children that have ended (a command's own, once it has)."""
+    import resource  # Unix only, as the grading engine's fork is
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 # A probe's process imports this module, as the `workshop` console script imports the CLI, rather than
@@ -706,19 +723,6 @@ def _probe_in_fresh_process(*arguments: str, env: dict[str, str] | None = None) 
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-class Timed(NamedTuple):
-    wall: float
-    processor: float  # user + system time of the command and every process it waited for (its workers)
-
-
-def processor_seconds() -> float:
-    """User + system time of this process's children that have ended (a command's own, once it has)."""
-    import resource  # Unix only, as the grading engine's fork is
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
 def floor_times(runs: int) -> list[float]:
     """Wall times of a fresh process that imports only the libraries every grading imports."""
     command = [sys.executable, "-c", FLOOR_IMPORTS]
@@ -727,16 +731,13 @@ def floor_times(runs: int) -> list[float]:
 
 
 def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = True) -> list[Timed]:
-    """Wall and processor times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after one unmeasured
-    run (it fills the template cache, as a learner's first run does) that must have graded: the
-    reference solutions all pass, the starters grade without an error. Timed runs must exit as it did.
+    """Wall and processor times of `workshop check ARGUMENTS --target TARGET` in fresh processes, after
+    one unmeasured run (it fills the template cache, as a learner's first run does) that must have graded:
+    the reference solutions all pass, the starters grade without an error. Timed runs must exit as it did.
     Not `warmed_up` (a quick run): that first run is timed too, and one run fewer follows it."""
     command = [*paths.workshop_command(), "check", *arguments, "--target", target]
     name = f"`workshop check {' '.join(arguments)} --target {target}`"
-    started = time.perf_counter()
-    processor = processor_seconds()
-    warm_up = subprocess.run([*command, "--json"], cwd=paths.ROOT, capture_output=True, text=True, check=False)
-    first = Timed(time.perf_counter() - started, processor_seconds() - processor)
+    first, warm_up = _timed_run([*command, "--json"], capture_output=True, text=True)
     try:
         graded = json.loads(warm_up.stdout)["labs"]
     except (ValueError, KeyError):
@@ -747,9 +748,8 @@ def check_times(arguments: list[str], target: str, runs: int, warmed_up: bool = 
         raise BenchError(f"{name} did not grade as it should, so its time would not be grading's:\n{problems}")
     times = [] if warmed_up else [first]
     for _ in range(runs - len(times)):
-        started, processor = time.perf_counter(), processor_seconds()
-        run = subprocess.run(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(Timed(time.perf_counter() - started, processor_seconds() - processor))
+        timed, run = _timed_run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(timed)
         if run.returncode != warm_up.returncode:
             raise BenchError(f"{name} exited with {run.returncode}, its first run with {warm_up.returncode}")
     return times
